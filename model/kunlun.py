@@ -1,0 +1,123 @@
+"""KunlunModel: context tokens and event streams through L layers of {pffn, swa, hsp, interaction}, then the head.
+
+Per layer l (components as the CompSkip plan says):
+    X_sum = Summary_l(X)                                  L{l}.ctx.summary   (where a kvgen uses it)
+    per stream e: K, V = KvGen(X_sum); S_e = PFFN(S_e)      L{l}.e.kvgen / .pffn
+                  S_e = SWA(S_e)                          L{l}.e.swa
+                  H_e = HSP(S_e)                          L{l}.e.hsp         (else: the last H_e is reused)
+    X = MoWukong([X ; H_1 ; ... ; H_E])                   L{l}.interaction
+The summary is taken from S after this layer's transformer block (KUNLUN.md 6.6: "S^{l+1}"), so a layer's
+sequence work reaches the interaction of the same layer. Families `interformer` and `wukong` use the same modules.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.profiler import record_function
+
+from kunlun.model.batch import Batch, JaggedStream
+from kunlun.model.config import KunlunConfig
+from kunlun.model.context import ContextTokens, GatedSummary
+from kunlun.model.head import Head
+from kunlun.model.hsp import SeedPooling
+from kunlun.model.kvgen import KvGen
+from kunlun.model.pffn import PersonalizedFFN
+from kunlun.model.plan import plan
+from kunlun.model.stream import StreamEmbedding, truncate
+from kunlun.model.swa import WindowedSelfAttention
+from kunlun.model.wukong import WukongExperts
+
+
+class _StreamState:
+    """A stream's jagged tokens and the per-token quantities every layer reuses."""
+
+    def __init__(self, stream: JaggedStream, request_time: Tensor, tokens: Tensor):
+        self.s = tokens  # (sum T, d_e)
+        self.offsets = stream.offsets
+        lengths = stream.lengths
+        self.max_len = int(lengths.max()) if lengths.numel() else 0
+        batch = torch.repeat_interleave(torch.arange(lengths.numel(), device=lengths.device), lengths)
+        self.position = torch.arange(batch.numel(), device=lengths.device) - stream.offsets[batch]
+        self.length = lengths[batch]
+        self.dt = request_time[batch] - stream.timestamps
+
+
+class KunlunModel(nn.Module):
+    def __init__(self, config: KunlunConfig):
+        super().__init__()
+        self.config = config
+        m = config.model
+        self.plan = plan(config)
+        n_ctx = config.num_context_tokens
+        self.ctx_tokens = ContextTokens(config)
+        self.summaries = nn.ModuleDict(
+            {str(lp.layer): GatedSummary(n_ctx, m.summary_tokens, m.d_model) for lp in self.plan if lp.summary}
+        )
+        self.embed = nn.ModuleDict()
+        self.kvgen, self.pffn, self.swa, self.hsp = nn.ModuleDict(), nn.ModuleDict(), nn.ModuleDict(), nn.ModuleDict()
+        for lp in self.plan:
+            for name, comps in lp.streams.items():
+                s = m.stream(name)
+                key = f"{lp.layer}_{name}"  # ModuleDict keys cannot contain '.'
+                if "pffn" in comps:
+                    self.kvgen[key] = KvGen(m, s)
+                    self.pffn[key] = PersonalizedFFN(s)
+                if "swa" in comps:
+                    self.swa[key] = WindowedSelfAttention(s, s.window_at(lp.layer), m.rote)
+                if "hsp" in comps:
+                    self.hsp[key] = SeedPooling(s, m.d_model)
+        if m.family != "wukong":
+            for name in config.stream_names:
+                self.embed[name] = StreamEmbedding(config, name)
+        n_seq = sum(m.stream(n).summary_tokens for n in config.stream_names) if m.family != "wukong" else 0
+        self.interaction = nn.ModuleDict(
+            {str(lp.layer): WukongExperts(n_ctx + n_seq, n_ctx, m.d_model, m.interaction) for lp in self.plan
+             if lp.interaction}
+        )
+        self.head = Head(config)
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        return [p for mod in self.modules() if isinstance(mod, nn.Embedding) for p in mod.parameters()]
+
+    def dense_parameters(self) -> list[nn.Parameter]:
+        sparse = {id(p) for p in self.sparse_parameters()}
+        return [p for p in self.parameters() if id(p) not in sparse]
+
+    def forward(self, batch: Batch) -> Tensor:
+        m = self.config.model
+        with record_function("ctx.tokens"):
+            x = self.ctx_tokens(batch)  # (B, n_ctx, d)
+        states: dict[str, _StreamState] = {}
+        for name, embed in self.embed.items():
+            with record_function(embed.key):
+                stream = truncate(batch.streams[name], m.stream(name).max_len)
+                states[name] = _StreamState(stream, batch.request_time, embed(stream))
+        summaries: dict[str, Tensor] = {}
+        for lp in self.plan:
+            l = lp.layer
+            if lp.summary:
+                with record_function(f"L{l}.ctx.summary"):
+                    x_sum = self.summaries[str(l)](x)  # (B, n_sum, d)
+            for name, comps in lp.streams.items():
+                st, key = states[name], f"{l}_{name}"
+                if "pffn" in comps:
+                    with record_function(f"L{l}.{name}.kvgen"):
+                        k, v = self.kvgen[key](x_sum)  # (B, n_kv, H, Dh) each
+                    with record_function(f"L{l}.{name}.pffn"):
+                        st.s = self.pffn[key](st.s, st.offsets, st.max_len, k, v)
+                if "swa" in comps:
+                    with record_function(f"L{l}.{name}.swa"):
+                        st.s = self.swa[key](st.s, st.offsets, st.max_len, st.dt, st.position, st.length)
+                if "hsp" in comps:
+                    with record_function(f"L{l}.{name}.hsp"):
+                        summaries[name] = self.hsp[key](st.s, st.offsets, st.max_len)  # (B, n_tok, d)
+            if lp.interaction:
+                with record_function(f"L{l}.interaction"):
+                    x = self.interaction[str(l)](torch.cat([x, *summaries.values()], dim=1))
+        with record_function("head"):
+            return self.head(x, list(summaries.values()))
+
+    def loss(self, batch: Batch) -> Tensor:
+        logits = self(batch)
+        return nn.functional.binary_cross_entropy_with_logits(logits, batch.labels.to(logits.dtype))
