@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-PRESETS := kunlun-small kunlun-base interformer-small wukong-small
+DEMO_TRIALS ?= 8
 
 .PHONY: install test lint demo clean
 
@@ -21,11 +21,11 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -q
 
+# A real search on the embedded synthetic data (SQLite storage, local Optuna), then its Pareto front and plots.
+# Running it again resumes the same study (nothing to do once it holds its trials) and reprints the front.
 demo: $(STAMP)
-	@for p in $(PRESETS); do $(VENV)/bin/kunlun flops $$p || exit 1; echo; done
-	$(PY) -c "import torch; from kunlun.model import KunlunConfig, KunlunModel; from kunlun.data import synthetic_batch; \
-	[print(f'{p}: loss {KunlunModel(c).loss(synthetic_batch(c, 64, 0)).item():.4f} (forward+backward ok)') \
-	 for p in '$(PRESETS)'.split() for c in [KunlunConfig.preset(p)] if KunlunModel(c).loss(synthetic_batch(c, 64, 0)).backward() is None]"
+	$(VENV)/bin/kunlun search demo --trials $(DEMO_TRIALS) --out results/demo $$(test -f results/demo/study.json && echo --resume)
+	$(VENV)/bin/kunlun pareto results/demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -4,7 +4,8 @@ HSP (KUNLUN.md 3.2): learned seeds E (n_seed, d_e), layer-normalised and shared 
 stream's keys/values (one shared-q GDPA call: short queries, long jagged keys); an output projection follows;
 SumKronLinear compresses n_seed tokens to n_tok: Y_b = sum_i Z_i^T H_b W_i (rank k). Open choices: the seed
 attention uses the GDPA activation (default silu) and divides by the example's length (per-row 1/N); Z_i ~
-N(0, 1/n_seed), W_i ~ N(0, 1/(k d_e)). Summaries are projected to the context width d when d_e differs.
+N(0, 1/n_seed), W_i ~ N(0, 1/(k d_e)). Summaries are projected to the context width d (always, so that FLOPs
+stay a smooth function of the widths, which the budget solver relies on).
 
 PMA (InterFormer): n_tok learned queries, softmax attention over the stream, output projection; no compression.
 """
@@ -58,7 +59,7 @@ class SeedPooling(nn.Module):
         self.out = nn.Linear(stream.d, stream.d)
         self.compress = None if self.pma else SumKronLinear(stream.seeds, stream.summary_tokens, stream.d,
                                                              stream.kron_rank)
-        self.to_model = nn.Linear(stream.d, d_model) if stream.d != d_model else None
+        self.to_model = nn.Linear(stream.d, d_model)
         self.out_norm = nn.LayerNorm(d_model)
 
     def forward(self, s: Tensor, offsets: Tensor, max_len: int) -> Tensor:
@@ -73,9 +74,7 @@ class SeedPooling(nn.Module):
         h = self.out(h.reshape(b, -1, d))  # (B, n_q, d_e)
         if self.compress is not None:
             h = self.compress(h)  # (B, n_tok, d_e)
-        if self.to_model is not None:
-            h = self.to_model(h)
-        return self.out_norm(h)  # (B, n_tok, d)
+        return self.out_norm(self.to_model(h))  # (B, n_tok, d)
 
     @staticmethod
     def flops(key: str, stream: StreamConfig, d_model: int, stats: StreamStats) -> list[OpRecord]:
@@ -90,8 +89,7 @@ class SeedPooling(nn.Module):
         ]
         if not pma:
             ops += SumKronLinear.flops(key, b, stream.seeds, stream.summary_tokens, stream.d, stream.kron_rank)
-        if stream.d != d_model:
-            ops.append(matmul(key, b * stream.summary_tokens, stream.d, d_model))
+        ops.append(matmul(key, b * stream.summary_tokens, stream.d, d_model))
         return ops
 
     @staticmethod
@@ -101,6 +99,4 @@ class SeedPooling(nn.Module):
         n = (stream.summary_tokens if pma else stream.seeds) * d + 2 * d + (d + 1) * 3 * d + 2 * d_model
         if not pma:
             n += 2 * d + SumKronLinear.params(stream.seeds, stream.summary_tokens, d, stream.kron_rank)
-        if d != d_model:
-            n += (d + 1) * d_model
-        return n
+        return n + (d + 1) * d_model

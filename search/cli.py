@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kunlun {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kunlun ... | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

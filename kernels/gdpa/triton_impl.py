@@ -1,0 +1,359 @@
+"""GDPA in Triton: the CUDA implementation of the gdpa op (and, under TRITON_INTERPRET=1, a slow CPU one).
+
+Flash-attention style: scores live in registers one (query block, key block) tile at a time, so nothing of
+size Tq x Tk reaches memory, forward or backward.
+- forward: one program per (example, head, query block) loops over the key blocks that block may see;
+- backward dk, dv: one program per (example, head, key block) loops over the query blocks that see it;
+- backward dq: like the forward, recomputing the scores. A separate pass instead of atomics into dq keeps the
+  result deterministic and lets the autotuner rerun any kernel (every kernel overwrites its outputs).
+With a window the loops start and stop at the first and last block that intersects |i - j| <= window, so
+blocks outside the band are never loaded; masks only trim the band's ragged edges.
+Softmax keeps a running max and sum (online softmax). The op saves only q, k, v (op.py), so the backward
+first reruns the forward kernel in PREP mode to get each row's logsumexp and delta = rowsum(dO * O) (fp32,
+rows x H): one extra forward instead of an extra op output. Shared q (HSP seeds) writes dq per example into
+an fp32 buffer that torch sums over the batch: parallel over examples, where a per-seed reduction in the
+kernel would serialise the whole batch on a handful of programs.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from kunlun.kernels.backend import triton_interpreting
+
+_ACT_CODES = {"silu": 0, "gelu": 1, "gelu_tanh": 2, "relu": 3, "identity": 4, "softmax": 5}
+SOFTMAX = tl.constexpr(5)  # a global a kernel can read
+
+
+@triton.jit
+def _sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
+def _act(x, ACT: tl.constexpr):
+    if ACT == 0:
+        y = x * _sigmoid(x)
+    elif ACT == 1:
+        y = 0.5 * x * (1.0 + tl.erf(x * 0.7071067811865476))
+    elif ACT == 2:
+        # tanh(u) = 2 sigmoid(2u) - 1: libdevice tanh does not run in the interpreter.
+        u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+        y = x * _sigmoid(2.0 * u)
+    elif ACT == 3:
+        y = tl.maximum(x, 0.0)
+    else:
+        y = x
+    return y
+
+
+@triton.jit
+def _act_grad(x, ACT: tl.constexpr):
+    if ACT == 0:
+        s = _sigmoid(x)
+        g = s * (1.0 + x * (1.0 - s))
+    elif ACT == 1:
+        g = 0.5 * (1.0 + tl.erf(x * 0.7071067811865476)) + x * tl.exp(-0.5 * x * x) * 0.3989422804014327
+    elif ACT == 2:
+        u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+        t = 2.0 * _sigmoid(2.0 * u) - 1.0
+        g = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 0.134145 * x * x)
+    elif ACT == 3:
+        g = tl.where(x > 0.0, 1.0, 0.0)
+    else:
+        g = tl.full(x.shape, 1.0, tl.float32)
+    return g
+
+
+@triton.jit
+def _span(offsets, b, fixed_len, JAGGED: tl.constexpr):
+    """First row and length of example b: from the offsets, or (b * fixed_len, fixed_len) when dense."""
+    if JAGGED:
+        start = tl.load(offsets + b)
+        length = tl.load(offsets + b + 1) - start
+    else:
+        start = b.to(tl.int64) * fixed_len
+        length = (start * 0 + fixed_len).to(tl.int64)
+    return start, length
+
+
+@triton.jit
+def _rows(start, offs, row_stride, h, D: tl.constexpr, offs_d):
+    """Element offsets of a (rows, BLOCK_D) tile of a (rows, H, D) tensor, in int64: sum T * H * D may pass
+    2^31."""
+    return (start + offs).to(tl.int64)[:, None] * row_stride + h * D + offs_d[None, :]
+
+
+@triton.jit
+def _band(lo_row, hi_row, length, window, BLOCK: tl.constexpr, HAS_WINDOW: tl.constexpr):
+    """Loop bounds over the other side's rows for rows [lo_row, hi_row): all of them, or the window's band,
+    started on a block boundary."""
+    lo = lo_row * 0
+    hi = length
+    if HAS_WINDOW:
+        lo = tl.maximum(lo_row - window, 0) // BLOCK * BLOCK
+        hi = tl.minimum(hi_row + window, length)
+    return lo, hi
+
+
+@triton.jit
+def _query_kernel(Q, K, V, OUT, DO, LSE, DELTA, q_offsets, kv_offsets, TQ, TK, H, scale, window,
+                  Q_BUCKET, KV_BUCKET,
+                  D: tl.constexpr, BLOCK_D: tl.constexpr, ACT: tl.constexpr, JAGGED_Q: tl.constexpr,
+                  JAGGED_KV: tl.constexpr, HAS_WINDOW: tl.constexpr, MODE: tl.constexpr,
+                  DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Per query block, over its key band. MODE 0: the forward (writes OUT). MODE 1: softmax backward prep
+    (writes LSE and DELTA from DO). MODE 2: dq (reads DO, and LSE, DELTA for softmax; writes OUT = dq)."""
+    pid_bh = tl.program_id(0)
+    b = pid_bh // H
+    h = pid_bh % H
+    m0 = tl.program_id(1) * BLOCK_M
+    q_start, q_len = _span(q_offsets, b, TQ, JAGGED_Q)
+    if m0 >= q_len:
+        return
+    o_start = q_start
+    if not JAGGED_Q:
+        q_start = q_start * 0  # shared q: every example reads the same rows, and writes its own
+    kv_start, kv_len = _span(kv_offsets, b, TK, JAGGED_KV)
+    row_stride = H * D
+
+    offs_m = m0 + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    m_mask = offs_m < q_len
+    tile_mask = m_mask[:, None] & (offs_d < D)[None, :]
+    q = tl.load(Q + _rows(q_start, offs_m, row_stride, h, D, offs_d), mask=tile_mask, other=0.0)
+    if MODE != 0:
+        do = tl.load(DO + _rows(o_start, offs_m, row_stride, h, D, offs_d), mask=tile_mask, other=0.0)
+    if MODE == 2 and ACT == SOFTMAX:
+        stat = (o_start + offs_m).to(tl.int64) * H + h
+        lse = tl.load(LSE + stat, mask=m_mask, other=0.0)
+        delta = tl.load(DELTA + stat, mask=m_mask, other=0.0)
+
+    acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
+    m_i = tl.full((BLOCK_M,), float("-inf"), tl.float32)
+    l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    lo, hi = _band(m0, m0 + BLOCK_M, kv_len, window, BLOCK_N, HAS_WINDOW)
+    for n0 in range(lo, hi, BLOCK_N):
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        kv_tile = (offs_n < kv_len)[:, None] & (offs_d < D)[None, :]
+        kv_ptrs = _rows(kv_start, offs_n, row_stride, h, D, offs_d)
+        k = tl.load(K + kv_ptrs, mask=kv_tile, other=0.0)
+        v = tl.load(V + kv_ptrs, mask=kv_tile, other=0.0)
+        s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale
+        allowed = m_mask[:, None] & (offs_n < kv_len)[None, :]
+        if HAS_WINDOW:
+            allowed = allowed & (tl.abs(offs_m[:, None] - offs_n[None, :]) <= window)
+        if MODE == 2:
+            dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
+            if ACT == SOFTMAX:
+                p = tl.where(allowed, tl.exp(s - lse[:, None]), 0.0)
+                ds = p * (dp - delta[:, None])
+            else:
+                ds = tl.where(allowed, dp * _act_grad(s, ACT), 0.0)
+            acc += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PRECISION)
+        else:
+            if ACT == SOFTMAX:
+                s = tl.where(allowed, s, float("-inf"))
+                m_new = tl.maximum(m_i, tl.max(s, 1))
+                # A row with no allowed key yet has max -inf; subtracting 0 instead keeps exp() at 0, not NaN.
+                m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+                alpha = tl.exp(m_i - m_safe)
+                p = tl.exp(s - m_safe[:, None])
+                l_i = l_i * alpha + tl.sum(p, 1)
+                acc = acc * alpha[:, None]
+                m_i = m_new
+            else:
+                p = tl.where(allowed, _act(s, ACT), 0.0)
+            acc += tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+
+    if MODE == 2:
+        acc = acc * scale
+    elif ACT == SOFTMAX:
+        acc = acc / tl.where(l_i > 0.0, l_i, 1.0)[:, None]
+    if MODE == 1:
+        stat = (o_start + offs_m).to(tl.int64) * H + h
+        lse = m_i + tl.log(tl.where(l_i > 0.0, l_i, 1.0))
+        tl.store(LSE + stat, tl.where(l_i > 0.0, lse, 0.0), mask=m_mask)
+        tl.store(DELTA + stat, tl.sum(do.to(tl.float32) * acc, 1), mask=m_mask)
+    else:
+        tl.store(OUT + _rows(o_start, offs_m, row_stride, h, D, offs_d), acc.to(OUT.dtype.element_ty),
+                 mask=tile_mask)
+
+
+@triton.jit
+def _dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, q_offsets, kv_offsets, TQ, TK, H, scale, window,
+                 Q_BUCKET, KV_BUCKET,
+                 D: tl.constexpr, BLOCK_D: tl.constexpr, ACT: tl.constexpr, JAGGED_Q: tl.constexpr,
+                 JAGGED_KV: tl.constexpr, HAS_WINDOW: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Per key block, over the query band that sees it; tiles are kept transposed (keys x queries) so that
+    dv = p^T dO and dk = ds^T q need no transpose of p or ds."""
+    pid_bh = tl.program_id(0)
+    b = pid_bh // H
+    h = pid_bh % H
+    n0 = tl.program_id(1) * BLOCK_N
+    kv_start, kv_len = _span(kv_offsets, b, TK, JAGGED_KV)
+    if n0 >= kv_len:
+        return
+    q_start, q_len = _span(q_offsets, b, TQ, JAGGED_Q)
+    o_start = q_start
+    if not JAGGED_Q:
+        q_start = q_start * 0
+    row_stride = H * D
+
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    n_mask = offs_n < kv_len
+    kv_tile = n_mask[:, None] & (offs_d < D)[None, :]
+    kv_ptrs = _rows(kv_start, offs_n, row_stride, h, D, offs_d)
+    k = tl.load(K + kv_ptrs, mask=kv_tile, other=0.0)
+    v = tl.load(V + kv_ptrs, mask=kv_tile, other=0.0)
+
+    dk = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    dv = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    lo, hi = _band(n0, n0 + BLOCK_N, q_len, window, BLOCK_M, HAS_WINDOW)
+    for m0 in range(lo, hi, BLOCK_M):
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        m_mask = offs_m < q_len
+        q_tile = m_mask[:, None] & (offs_d < D)[None, :]
+        q = tl.load(Q + _rows(q_start, offs_m, row_stride, h, D, offs_d), mask=q_tile, other=0.0)
+        do = tl.load(DO + _rows(o_start, offs_m, row_stride, h, D, offs_d), mask=q_tile, other=0.0)
+        s_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * scale
+        dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
+        allowed = n_mask[:, None] & m_mask[None, :]
+        if HAS_WINDOW:
+            allowed = allowed & (tl.abs(offs_n[:, None] - offs_m[None, :]) <= window)
+        if ACT == SOFTMAX:
+            stat = (o_start + offs_m).to(tl.int64) * H + h
+            lse = tl.load(LSE + stat, mask=m_mask, other=0.0)
+            delta = tl.load(DELTA + stat, mask=m_mask, other=0.0)
+            p_t = tl.where(allowed, tl.exp(s_t - lse[None, :]), 0.0)
+            ds_t = p_t * (dp_t - delta[None, :])
+        else:
+            p_t = tl.where(allowed, _act(s_t, ACT), 0.0)
+            ds_t = tl.where(allowed, dp_t * _act_grad(s_t, ACT), 0.0)
+        dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PRECISION)
+        dk += tl.dot(ds_t.to(q.dtype), q, input_precision=DOT_PRECISION)
+
+    tl.store(DK + kv_ptrs, (dk * scale).to(DK.dtype.element_ty), mask=kv_tile)
+    tl.store(DV + kv_ptrs, dv.to(DV.dtype.element_ty), mask=kv_tile)
+
+
+# Tensor dtypes join the key by themselves; MODE must too (the three query passes differ in cost).
+_KEY = ["Q_BUCKET", "KV_BUCKET", "D", "ACT", "JAGGED_Q", "JAGGED_KV", "HAS_WINDOW"]
+
+
+def _configs(shapes: list[tuple[int, int, int, int]]) -> list[triton.Config]:
+    # The interpreter runs one config (autotuning there fails and would be meaningless); 32-row blocks let
+    # small test shapes cross block boundaries.
+    if triton_interpreting():
+        return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32}, num_warps=4, num_stages=1)]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in shapes]
+
+
+# (BLOCK_M, BLOCK_N, warps, stages): queries x keys per tile. The query pass wants tall query blocks (the q
+# tile and accumulator stay in registers); the dk/dv pass wants tall key blocks.
+_query = triton.autotune(_configs([(128, 64, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (128, 128, 8, 2),
+                                   (64, 128, 4, 2), (128, 32, 4, 3)]), key=[*_KEY, "MODE"])(_query_kernel)
+_dkdv = triton.autotune(_configs([(64, 64, 4, 3), (64, 128, 8, 2), (32, 128, 4, 2), (32, 64, 4, 3),
+                                  (128, 128, 8, 2), (64, 128, 4, 3)]), key=_KEY)(_dkdv_kernel)
+
+
+def _bucket(n: int) -> int:
+    """Autotune key of a length: the next power of two, so jagged batches of similar shape share a tuning."""
+    return 16 if n <= 16 else 1 << (int(n) - 1).bit_length()
+
+
+class _Call:
+    """Launch arguments shared by the kernels of one gdpa call."""
+
+    def __init__(self, q, k, q_offsets, kv_offsets, max_q_len, max_kv_len, activation, window, scale):
+        self.jagged_q = q_offsets is not None
+        self.jagged_kv = kv_offsets is not None
+        if self.jagged_q:
+            self.batch = q_offsets.numel() - 1
+        else:
+            self.batch = kv_offsets.numel() - 1 if self.jagged_kv else k.shape[0]
+        self.tq = max_q_len if self.jagged_q else q.shape[0]
+        self.tk = max_kv_len if self.jagged_kv else k.shape[1]
+        self.heads, self.dh = q.shape[-2], q.shape[-1]
+        self.out_rows = q.shape[0] if self.jagged_q else self.batch * self.tq
+        self.empty = self.batch == 0 or self.tq == 0 or self.heads == 0
+        # Unused pointer slots get any tensor of the right device.
+        self.q_offsets = q_offsets if self.jagged_q else q
+        self.kv_offsets = kv_offsets if self.jagged_kv else q
+        self.meta = dict(
+            Q_BUCKET=_bucket(self.tq), KV_BUCKET=_bucket(self.tk), D=self.dh,
+            BLOCK_D=max(16, triton.next_power_of_2(self.dh)), ACT=_ACT_CODES[activation],
+            JAGGED_Q=self.jagged_q, JAGGED_KV=self.jagged_kv, HAS_WINDOW=window is not None,
+            # fp32 inputs get fp32 products (tf32 would be a silent precision drop); fp16/bf16 ignore it.
+            DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        )
+        self.args = (self.q_offsets, self.kv_offsets, self.tq, self.tk, self.heads, float(scale),
+                     0 if window is None else int(window))
+
+    def grid(self, length: int, block: str):
+        return lambda meta: (self.batch * self.heads, triton.cdiv(length, meta[block]))
+
+
+def _check_contiguous(*outputs: Tensor) -> None:
+    # The kernels address outputs as dense (rows, H, Dh).
+    if not all(x.is_contiguous() for x in outputs):
+        raise ValueError("gdpa triton outputs must be contiguous")
+
+
+def _prepare(q, k, v):
+    # One dtype for the tensor-core products; the reference upcasts the same way.
+    return q.contiguous(), k.to(q.dtype).contiguous(), v.to(q.dtype).contiguous()
+
+
+def gdpa_forward(q, k, v, q_offsets, kv_offsets, max_q_len, max_kv_len, activation, window, scale,
+                 out: Tensor | None = None) -> Tensor:
+    """Same contract as reference.gdpa_forward; `out` (optional) receives the result in place."""
+    call = _Call(q, k, q_offsets, kv_offsets, max_q_len, max_kv_len, activation, window, scale)
+    if out is None:
+        out = q.new_empty(q.shape if call.jagged_q else (call.batch, *q.shape))
+    _check_contiguous(out)
+    if call.empty or out.numel() == 0:
+        return out
+    q, k, v = _prepare(q, k, v)
+    _query[call.grid(call.tq, "BLOCK_M")](q, k, v, out, q, q, q, *call.args, **call.meta, MODE=0)
+    return out
+
+
+def gdpa_backward(grad_out, q, k, v, q_offsets, kv_offsets, max_q_len, max_kv_len, activation, window, scale,
+                  grads: tuple[Tensor, Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Same contract as reference.gdpa_backward; `grads` (optional): (dq, dk, dv) to write in place."""
+    call = _Call(q, k, q_offsets, kv_offsets, max_q_len, max_kv_len, activation, window, scale)
+    if grads is None:
+        grads = tuple(x.new_empty(x.shape) for x in (q, k, v))
+    _check_contiguous(*grads)
+    dq, dk, dv = grads
+    if call.empty:
+        for g in (dq, dk, dv):
+            g.zero_()
+        return dq, dk, dv
+    k_dtype, v_dtype = dk.dtype, dv.dtype
+    q, k, v = _prepare(q, k, v)
+    do = grad_out.to(q.dtype).contiguous()
+    dk_out = dk if k_dtype == q.dtype else torch.empty_like(k)
+    dv_out = dv if v_dtype == q.dtype else torch.empty_like(v)
+    lse = delta = q  # placeholders: only the softmax kernels read them
+    if activation == "softmax":
+        lse = q.new_empty((call.out_rows, call.heads), dtype=torch.float32)
+        delta = torch.empty_like(lse)
+        _query[call.grid(call.tq, "BLOCK_M")](q, k, v, q, do, lse, delta, *call.args, **call.meta, MODE=1)
+    if k.shape[0] and call.tk:
+        _dkdv[call.grid(call.tk, "BLOCK_N")](q, k, v, do, lse, delta, dk_out, dv_out, *call.args, **call.meta)
+    # Shared q: one dq per example, summed below (see the module docstring).
+    dq_rows = dq if call.jagged_q else q.new_empty((call.batch, *q.shape), dtype=torch.float32)
+    _query[call.grid(call.tq, "BLOCK_M")](q, k, v, dq_rows, do, lse, delta, *call.args, **call.meta, MODE=2)
+    if not call.jagged_q:
+        dq.copy_(dq_rows.sum(dim=0))
+    if dk_out is not dk:
+        dk.copy_(dk_out)
+        dv.copy_(dv_out)
+    return dq, dk, dv

@@ -1,0 +1,158 @@
+"""The training loop: `fit(model, train_batches, eval_batches, eval_every, on_eval)`.
+
+AdamW for dense parameters; the embedding tables (`model.sparse_parameters()`) get their own learning rate
+(`TrainConfig.sparse_lr`) and optimiser (`sparse_optimizer`: AdamW without weight decay, or Adagrad, whose
+per-row accumulators suit rarely seen ids); no weight decay on embeddings, which would shrink rows that
+have no gradient. Gradient clipping on all parameters; bf16 autocast on CUDA; a non-finite loss stops
+training with `NonFiniteLossError`. Metrics are computed over the whole evaluation split
+(`kunlun.model.metrics`)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from kunlun.model.batch import Batch
+from kunlun.model.config import TrainConfig
+from kunlun.model.metrics import evaluate
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite (a failed trial, not a bad input)."""
+
+    def __init__(self, examples: int, loss: float):
+        self.examples = examples
+        self.loss = loss
+        super().__init__(f"non-finite training loss {loss} after {examples} examples")
+
+
+@dataclass
+class EvalPoint:
+    examples: int  # training examples processed when evaluated
+    metrics: dict  # `kunlun.model.metrics.evaluate` output
+
+
+@dataclass
+class FitResult:
+    metrics: dict  # final evaluation: ne, auc, logloss, calibration, per_task
+    curve: list[tuple[int, float, float]] = field(default_factory=list)  # (examples, ne, auc)
+    examples: int = 0
+    seconds: float = 0.0  # wall time of the whole fit, evaluations included
+    train_seconds: float = 0.0  # training steps only, batch loading included
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+def make_optimizers(model: nn.Module, train: TrainConfig) -> list[torch.optim.Optimizer]:
+    sparse = list(model.sparse_parameters()) if hasattr(model, "sparse_parameters") else []
+    dense = list(model.dense_parameters()) if hasattr(model, "dense_parameters") else list(model.parameters())
+    opts: list[torch.optim.Optimizer] = [
+        torch.optim.AdamW(dense, lr=train.lr, weight_decay=train.weight_decay)]
+    if sparse:
+        if train.sparse_optimizer == "adagrad":
+            opts.append(torch.optim.Adagrad(sparse, lr=train.sparse_lr))
+        else:
+            opts.append(torch.optim.AdamW(sparse, lr=train.sparse_lr, weight_decay=0.0))
+    return opts
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable[Batch],
+            device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid predictions and labels over all batches, each (N, num_tasks)."""
+    was_training = model.training
+    model.eval()
+    preds, labels = [], []
+    with _autocast(device):
+        for batch in batches:
+            preds.append(torch.sigmoid(model(batch.to(device)).float()).cpu().numpy())
+            labels.append(batch.labels.numpy())
+    model.train(was_training)
+    return np.concatenate(preds), np.concatenate(labels)
+
+
+def fit(
+    model: nn.Module,
+    train_batches: Iterable[Batch],
+    eval_batches: Iterable[Batch],
+    eval_every: int = 0,
+    on_eval: Callable[[EvalPoint], None] | None = None,
+    *,
+    train: TrainConfig | None = None,
+    tasks: list[str] | None = None,
+    train_flops_per_example: float | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train on `train_batches` (one pass over the iterable), evaluating on `eval_batches` (re-iterated at
+    each evaluation) every `eval_every` training examples (0: only at the end) and at the end; `on_eval`
+    sees every evaluation (it may raise, e.g. to prune a trial). `train_flops_per_example` (from
+    `count_flops`) turns examples/s into achieved TFLOP/s on the progress bar."""
+    config = getattr(model, "config", None)  # a KunlunModel's; plain modules pass `train` and `tasks`
+    train = train or getattr(config, "train", None) or TrainConfig()
+    tasks = tasks or (list(config.schema.tasks) if config is not None else ["label"])
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(train.seed)
+    model.to(device).train()
+    optimizers = make_optimizers(model, train)
+    params = [p for p in model.parameters() if p.requires_grad]
+    curve: list[tuple[int, float, float]] = []
+    total = getattr(train_batches, "examples", None)
+    bar = tqdm(total=total, unit="ex", file=sys.stderr, disable=not progress, dynamic_ncols=True, leave=False)
+
+    def run_eval(examples: int) -> dict:
+        metrics = evaluate(*predict(model, eval_batches, device), tasks)
+        curve.append((examples, metrics["ne"], metrics["auc"]))
+        if on_eval is not None:
+            on_eval(EvalPoint(examples, metrics))
+        return metrics
+
+    start = time.perf_counter()
+    eval_seconds = 0.0
+    examples, next_eval = 0, eval_every or math.inf
+    metrics: dict | None = None
+    for batch in train_batches:
+        batch = batch.to(device)
+        with _autocast(device):
+            loss = model.loss(batch)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            bar.close()
+            raise NonFiniteLossError(examples, value)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, train.clip_norm)
+        for opt in optimizers:
+            opt.step()
+        examples += batch.size
+        bar.update(batch.size)
+        rate = bar.format_dict.get("rate") or 0.0
+        postfix = {"loss": f"{value:.4f}", "ex/s": f"{rate:,.0f}"}
+        if train_flops_per_example:
+            postfix["TFLOP/s"] = f"{rate * train_flops_per_example / 1e12:.4f}"
+        bar.set_postfix(postfix, refresh=False)
+        if examples >= next_eval:
+            t0 = time.perf_counter()
+            metrics = run_eval(examples)
+            eval_seconds += time.perf_counter() - t0
+            next_eval += eval_every
+    train_seconds = time.perf_counter() - start - eval_seconds
+    bar.close()
+    if metrics is None or curve[-1][0] != examples:
+        metrics = run_eval(examples)
+    return FitResult(metrics, curve, examples, time.perf_counter() - start, train_seconds)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

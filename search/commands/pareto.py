@@ -1,0 +1,87 @@
+"""`kunlun pareto DIR [--format table|json|csv] [--reeval K]`: the front of a study folder or a folder of
+studies (grouped by budget and family); writes pareto.png and pareto.html into DIR."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+from kunlun.search.cli import UsageError
+from kunlun.search.front import ROW_KEYS, groups, row
+
+HELP = "Pareto front of a study or a folder of studies"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", type=Path, help="a study folder or a folder of study folders")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    parser.add_argument("--reeval", type=int, default=0, metavar="K",
+                        help="retrain every front config with K seeds; report mean NE and its 95%% CI")
+    parser.add_argument("--no-plots", action="store_true", help="do not write pareto.png / pareto.html")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.reeval < 0:
+        raise UsageError(f"--reeval must be >= 0, got {args.reeval}")
+    gs = groups(args.dir)
+    rows = []
+    for g in gs:
+        counts = g.counts()
+        print(f"kunlun pareto: {g.family} @ {g.budget:.4g}: {len(g.front)} on the front of {counts['complete']} "
+              f"feasible; {counts['infeasible']} infeasible, {counts['pruned']} pruned, {counts['fail']} failed",
+              file=sys.stderr)
+        for folder, t in g.front:
+            r = row(g, folder, t)
+            if args.reeval:
+                from kunlun.search.reeval import reevaluate
+
+                r.update(reevaluate(t.user_attrs["config_yaml"], args.reeval))
+            rows.append(r)
+    if not args.no_plots and gs:
+        from kunlun.search.plots import write_html, write_png
+
+        write_png(gs, args.dir / "pareto.png")
+        write_html(gs, args.dir / "pareto.html")
+    keys = list(ROW_KEYS) + (["ne_mean", "ne_ci", "seeds"] if args.reeval else [])
+    if args.format == "json":
+        print(json.dumps([_finite(r) for r in rows], indent=2))
+    elif args.format == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()})
+    else:
+        _table(rows, gs, args.reeval)
+    return 0
+
+
+def _finite(r: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return ",".join(f"{k}={w}" for k, w in v.items())
+    return str(v)
+
+
+def _table(rows: list[dict], gs: list, reeval: int) -> None:
+    cols = ["study", "trial", "family", "budget", "ne", "auc", "train_flops_per_example", "b200_us_per_example",
+            "predicted_mfu", "seq_share", "compskip", "windows"] + (["ne_mean", "ne_ci"] if reeval else [])
+    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(x[i]) for x in cells]) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    for x in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(x, widths)))
+    for g in gs:
+        c = g.counts()
+        print(f"# {g.family} @ {g.budget:.4g}: {c['complete']} feasible, {c['infeasible']} infeasible, "
+              f"{c['pruned']} pruned, {c['fail']} failed")

@@ -1,0 +1,155 @@
+"""`kunlun search [SPACE] ...`: a budgeted architecture search (DESIGN.md "CLI", "Search semantics")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from kunlun.model.yamlio import ConfigError
+from kunlun.search.cli import UsageError
+from kunlun.search.context import SearchContext
+from kunlun.search.store import STUDY_JSON, StudyInfo, budget_tag, storage_url
+from kunlun.search.strategy import SAMPLERS
+from kunlun.search.trial import objectives
+from kunlun.space.space import SearchSpace
+
+HELP = "run a budgeted architecture search (Optuna or Ray Tune)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("space", nargs="?", default="demo", help="space YAML or space preset (default: demo)")
+    parser.add_argument("--trials", type=int, default=20, help="COMPLETE trials to reach (default: 20)")
+    parser.add_argument("--budget", help="per training example: FLOPs (2.5e9, 2.5G) or B200 time (40us)")
+    parser.add_argument("--data", help="synthetic | movielens:PATH | taobao:PATH (default: the space's)")
+    parser.add_argument("--examples", type=int, help="training examples per trial (default: the space's)")
+    parser.add_argument("--family", choices=("kunlun", "interformer", "wukong"),
+                        help="search one family only (default: the space's families)")
+    parser.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
+    parser.add_argument("--address", help="Ray cluster address (default: start a local one)")
+    parser.add_argument("--workers", type=int, default=1, help="local worker processes (optuna backend)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0)
+    parser.add_argument("--storage", help="sqlite:///PATH (default: OUT/study.db), journal:PATH, postgresql://...")
+    parser.add_argument("--out", type=Path, help="study folder (default: ./results/<study name>)")
+    parser.add_argument("--resume", action="store_true", help="continue an existing study up to --trials")
+    parser.add_argument("--seed", type=int, help="study seed: data, evaluation set, sampler (default: the space's)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="auto",
+                        help="auto: TPE for one objective, NSGA-II for several")
+    parser.add_argument("--dry-run", action="store_true", help="sample the space and report what lands")
+    parser.add_argument("--samples", type=int, default=200, help="samples for --dry-run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    for flag, value, low in (("--trials", args.trials, 1), ("--workers", args.workers, 1),
+                             ("--examples", args.examples, 1), ("--samples", args.samples, 1)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} must be >= {low}, got {value}")
+    overrides = {k: v for k, v in (("data", args.data), ("budget", args.budget), ("examples", args.examples),
+                                   ("seed", args.seed), ("family", args.family)) if v is not None}
+    space = SearchSpace.load(args.space, **overrides)
+    if args.dry_run:
+        from kunlun.search.dryrun import dry_run
+
+        print(json.dumps(dry_run(space, args.samples), indent=2))
+        return 0
+    spec = space.spec
+    name = f"{spec.name}-{budget_tag(spec.budget.amount)}" + (f"-{args.family}" if args.family else "")
+    out = (args.out or Path("results") / name).resolve()
+    exists = (out / STUDY_JSON).is_file()
+    if exists and not args.resume:
+        raise UsageError(f"{out} already holds a study: pass --resume to continue it, or choose another --out")
+    if args.resume and not exists:
+        raise UsageError(f"--resume: {out} holds no study ({STUDY_JSON} missing)")
+    if args.resume:
+        info = StudyInfo.read(out)
+        name = info.name
+        if info.budget != spec.budget.amount:
+            raise UsageError(f"--resume: {out} is a study at budget {info.budget:.4g}, not {spec.budget.amount:.4g}")
+    ctx = SearchContext(space=args.space if not Path(args.space).exists() else str(Path(args.space).resolve()),
+                        overrides=overrides, out=out, storage=storage_url(args.storage, out) if not args.resume
+                        else info.storage, study_name=name, trials=args.trials, objectives=objectives(),
+                        sampler=args.sampler, seed=spec.seed)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        study = _open_study(ctx, space, args.resume)
+    except Exception:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)  # nothing half-written
+        raise
+    StudyInfo(name=name, storage=ctx.storage, space=ctx.space, budget=spec.budget.amount,
+              budget_kind=spec.budget.kind, families=list(spec.params.family), objectives=ctx.objectives,
+              seed=spec.seed, trials=args.trials, data=space.base.train.data, backend=args.backend,
+              sampler=args.sampler, overrides=overrides).write(out)
+    from kunlun.search.progress import Progress
+
+    progress = Progress(args.trials, enabled=not args.no_progress)
+    progress.update(study)
+    try:
+        if args.backend == "optuna":
+            from kunlun.search.local import run_local
+
+            run_local(ctx, study, args.workers, progress)
+        else:
+            from kunlun.search.ray_backend import run_ray
+
+            run_ray(ctx, args.address, args.cpus_per_trial, args.gpus_per_trial, progress)
+    finally:
+        progress.update(study)
+        progress.close()
+        from kunlun.search.store import write_trials_csv
+
+        write_trials_csv(study, out)
+    _summary(study, out)
+    from kunlun.search.store import failing
+
+    reason = failing(study)
+    if reason is not None:
+        print(f"kunlun search: stopped: every trial failed; the last with {reason} (see {out}/trials/*/log.txt)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _open_study(ctx: SearchContext, space: SearchSpace, resume: bool):
+    import optuna
+
+    from kunlun.search.store import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = open_storage(ctx.storage)
+    except Exception as e:  # a bad URL or an unreachable server is the user's input
+        raise ConfigError("--storage", f"cannot open {ctx.storage!r}: {e}") from None
+    study = optuna.create_study(study_name=ctx.study_name, storage=storage, directions=ctx.directions,
+                                load_if_exists=resume)
+    spec = space.spec
+    for key, value in {"budget": spec.budget.amount, "budget_kind": spec.budget.kind,
+                       "families": list(spec.params.family), "space": ctx.space, "seed": spec.seed,
+                       "objectives": ctx.objectives, "data": space.base.train.data}.items():
+        study.set_user_attr(key, value)
+    if resume:
+        from optuna.trial import TrialState
+
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            # the previous search is gone: its RUNNING trials were interrupted
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return study
+
+
+def _summary(study, out: Path) -> None:
+    from kunlun.search.store import trial_status
+
+    trials = study.get_trials(deepcopy=False)
+    status = [trial_status(t) for t in trials]
+    counts = {s: status.count(s) for s in ("complete", "infeasible", "pruned", "fail")}
+    done = [t for t, s in zip(trials, status) if s == "complete"]
+    best = min(done, key=lambda t: t.user_attrs["ne"]) if done else None
+    print(f"kunlun search: {out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()), file=sys.stderr)
+    if best is not None:
+        print(f"best NE {best.user_attrs['ne']:.5f} (trial {best.number}); study in {out}")

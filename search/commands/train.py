@@ -1,0 +1,106 @@
+"""`kunlun train CONFIG [--data SPEC] [--examples N] [--seed S] [--json]`: train one config and evaluate it on
+the evaluation split of the protocol (BASELINES.md). With `--json`, one JSON document on stdout; logs and
+the progress bar go to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+
+import torch
+
+from kunlun.data.dataset import EventDataset
+from kunlun.data.loader import EvalLoader, TrainLoader
+from kunlun.data.spec import KINDS, open_data
+from kunlun.model.config import KunlunConfig
+from kunlun.model.count import count_flops
+from kunlun.model.kunlun import KunlunModel
+from kunlun.model.train import NonFiniteLossError, fit
+from kunlun.model.yamlio import ConfigError
+
+HELP = "train and evaluate one config"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="model config: a YAML file or a model preset name")
+    parser.add_argument("--data", help=f"data spec: {' | '.join(KINDS)} (default: the config's train.data)")
+    parser.add_argument("--examples", type=int, help="training examples processed (epochs wrap; default: "
+                        "the config's train.examples)")
+    parser.add_argument("--seed", type=int, help="initialisation and shuffling seed (default: train.seed); "
+                        "the data and its split do not change")
+    parser.add_argument("--split", choices=("eval", "inner"), default="eval",
+                        help="eval: the protocol's evaluation split; inner: train on the training split's "
+                        "first 90%% (in time) and evaluate on its last 10%%, for choosing hyper-parameters")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = KunlunConfig.load(args.config)
+    if args.examples is not None and args.examples <= 0:
+        raise ConfigError("--examples", f"must be > 0, got {args.examples}")
+    train = dataclasses.replace(
+        config.train,
+        data=args.data or config.train.data,
+        examples=args.examples if args.examples is not None else config.train.examples,
+        seed=args.seed if args.seed is not None else config.train.seed,
+    )
+    data = open_data(train.data, seed=train.data_seed, examples=train.data_examples, split=args.split)
+    config = config.with_schema(data.schema, data.workload)
+    config.train = train
+    try:
+        report = train_and_evaluate(config, data)
+    except NonFiniteLossError as e:
+        print(f"kunlun train: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_finite(report), indent=2))
+    else:
+        print(f"NE {report['ne']:.4f}  AUC {report['auc']:.4f}  logloss {report['logloss']:.4f}  "
+              f"calibration {report['calibration']:.3f}  {report['examples']:,} examples "
+              f"({report['epochs']:.2f} epochs) in {report['seconds']:.1f} s, "
+              f"{report['examples_per_second']:,.0f} examples/s")
+    return 0
+
+
+def train_and_evaluate(config: KunlunConfig, data: EventDataset) -> dict:
+    """Build the model of `config` (already adopting `data`'s schema), train it per `config.train`, evaluate it
+    on `data`'s evaluation split; the report has the keys of `--json`."""
+    train = config.train
+    skipped = f", {data.malformed_rows} malformed rows skipped" if data.malformed_rows else ""
+    print(f"kunlun train: {data.name}: {len(data.train_index):,} train / {len(data.eval_index):,} eval "
+          f"examples{skipped}", file=sys.stderr)
+    # One core for the batch-assembly thread; the ops of small models gain little from a second torch thread,
+    # and intra-op threads lose much more when a core is shared (a waiting thread spins).
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    torch.manual_seed(train.seed)
+    model = KunlunModel(config)
+    max_lens = {name: config.model.stream(name).max_len for name in config.stream_names}
+    loader = TrainLoader(data, max_lens, train.batch_size, train.examples, seed=train.seed)
+    evaluation = EvalLoader(data, max_lens, train.eval_batch_size)
+    flops = count_flops(config, config.workload).train_flops_per_example
+    result = fit(model, loader, evaluation, train.eval_every, train=train, train_flops_per_example=flops)
+    return {
+        **{k: result.metrics[k] for k in ("ne", "auc", "logloss", "calibration")},
+        "examples": result.examples,
+        "epochs": result.examples / len(data.train_index),
+        "seconds": result.seconds,
+        "examples_per_second": result.examples_per_second,
+        "per_task": result.metrics["per_task"],
+        "train_flops_per_example": flops,
+        "curve": [list(point) for point in result.curve],
+    }
+
+
+def _finite(x):
+    """JSON has no NaN: a metric undefined on this split (a single class) is null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x

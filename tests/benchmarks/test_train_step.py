@@ -1,0 +1,48 @@
+"""Smoke run of benchmarks/train_step.py on CPU with the tiny shape: it runs and writes valid result rows."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.mark.slow
+def test_tiny_train_step_writes_rows(tmp_path):
+    train_step, rows = _load("train_step"), _load("rows")
+    csv_path = tmp_path / "train_step.csv"
+    assert train_step.main(["--tiny", "--device", "cpu", "--batch", "4", "--csv", str(csv_path)]) == 0
+    got = rows.read_rows(csv_path)
+    steps = [r for r in got if r["variant"] == "step"]
+    assert [r["name"] for r in steps] == ["kunlun-production", "interformer-production"]
+    assert all(r["bench"] == "train_step" and float(r["ms"]) > 0 and float(r["examples_per_second"]) > 0
+               for r in steps)
+    modules = {r["variant"] for r in got if r["name"] == "kunlun-production" and r["mode"] == "fwd"}
+    assert {"module:L0.click.pffn", "module:L1.click.swa", "module:L0.click.hsp", "module:head"} <= modules
+
+
+def test_baseline_is_matched_in_training_flops():
+    train_step = _load("train_step")
+    from kunlun.model import count_flops
+
+    configs = train_step.production_configs(64, tiny=False)
+    kunlun, inter = (count_flops(c).train_flops_per_example for c in configs.values())
+    assert configs["kunlun-production"].model.d_model == 256
+    assert configs["interformer-production"].model.family == "interformer"
+    assert abs(inter / kunlun - 1) < 0.5  # the closest depth; the note reports the exact ratio

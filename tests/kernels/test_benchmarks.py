@@ -1,0 +1,90 @@
+"""benchmarks/rows.py (the result-row helper) and a smoke run of the benchmark scripts' quick CPU path."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+rows = _load("rows")
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f))
+
+
+def _row(**fields) -> dict[str, str]:
+    return rows.make_row({"gpu_name": "test"}, bench="kernels", name="gdpa", **fields)
+
+
+def test_append_creates_the_header_then_appends(tmp_path):
+    path = tmp_path / "sub" / "kernels.csv"
+    rows.append_rows(path, [_row(ms=1.0)])
+    rows.append_rows(path, [_row(ms=2.0), _row(ms=3.0)])
+    assert tuple(_header(path)) == rows.COLUMNS
+    assert [r["ms"] for r in rows.read_rows(path)] == ["1", "2", "3"]
+
+
+def test_unknown_columns_and_foreign_headers_are_refused(tmp_path):
+    with pytest.raises(KeyError):
+        _row(speed=3)
+    path = tmp_path / "other.csv"
+    path.write_text("date,ms\n2026,1\n")
+    with pytest.raises(ValueError):
+        rows.append_rows(path, [_row(ms=1.0)])
+    with pytest.raises(ValueError):
+        rows.merge(path, tmp_path / "kernels.csv")
+    assert path.read_text() == "date,ms\n2026,1\n"
+
+
+def test_merge_adds_only_new_rows_and_never_rewrites(tmp_path):
+    dst_dir = tmp_path / "results"
+    dst_dir.mkdir()
+    dst = dst_dir / "kernels.csv"
+    rows.append_rows(dst, [_row(ms=1.0, provider="triton")])
+    before = dst.read_text()
+    src = tmp_path / "gpu" / "kernels.csv"
+    rows.append_rows(src, [_row(ms=1.0, provider="triton"), _row(ms=5.0, provider="reference")])
+    assert rows.main(["merge", str(src), str(dst_dir)]) == 0
+    assert rows.merge(src, dst) == 0
+    after = dst.read_text()
+    assert after.startswith(before)
+    assert [r["provider"] for r in rows.read_rows(dst)] == ["triton", "reference"]
+
+
+def test_quick_benchmarks_write_result_rows(tmp_path):
+    csv_path = tmp_path / "kernels.csv"
+    bench_gdpa = _load("bench_gdpa")
+    bench_matmul = _load("bench_matmul")
+    # On CPU the Triton provider runs in the interpreter (tests/conftest.py sets it); with a GPU, on the GPU.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert bench_matmul.main(["--quick", "--device", device, "--csv", str(csv_path)]) == 0
+    assert bench_gdpa.main(["--quick", "--device", device, "--csv", str(csv_path), "--ops", "pffn,hsp",
+                            "--modes", "fwd,fwd+bwd", "--providers", "triton,reference"]) == 0
+    assert tuple(_header(csv_path)) == rows.COLUMNS
+    got = rows.read_rows(csv_path)
+    gdpa_rows = [r for r in got if r["name"] == "gdpa"]
+    assert {(r["variant"], r["mode"], r["provider"]) for r in gdpa_rows} == {
+        (v, m, p) for v in ("pffn-gelu", "hsp-softmax") for m in ("fwd", "fwd+bwd") for p in ("triton", "reference")}
+    assert all(float(r["ms"]) > 0 and float(r["tflops"]) > 0 for r in gdpa_rows)
+    assert [r["provider"] for r in got if r["name"] == "matmul"] == ["cublas"]

@@ -1,0 +1,74 @@
+import pytest
+
+from kunlun.model.yamlio import ConfigError
+from kunlun.space.budget import parse_budget
+from kunlun.space.space import SearchSpace, space_preset_names
+from kunlun.space.spec import Range
+
+
+def test_presets_load_and_are_disjoint_from_model_presets():
+    from kunlun.model.config import preset_names
+
+    names = space_preset_names()
+    assert {"demo", "movielens", "taobao"} <= set(names)
+    assert not set(names) & set(preset_names())
+    space = SearchSpace.load("demo")
+    assert space.stream_names == ["click", "impression"]
+    assert space.spec.budget.kind == "flops" and space.spec.budget.amount > 0
+    assert isinstance(space.spec.params.seq_share, Range)
+
+
+@pytest.mark.parametrize("text,amount", [(2.5e9, 2.5e9), ("2.5G", 2.5e9), ("40M", 4e7), ("1e6", 1e6), (7, 7.0)])
+def test_budget_forms(text, amount):
+    assert parse_budget(text, kind="flops") == amount
+
+
+def test_time_budget_form():
+    assert parse_budget("40us") == 40.0 and parse_budget("1.5ms") == 1500.0
+
+
+@pytest.mark.parametrize("edit,path", [
+    ({"params": {"windw": [4]}}, "params.windw"),
+    ({"params": {"family": ["transformer"]}}, "params.family[0]"),
+    ({"params": {"kv_len": {"low": 32, "high": 8}}}, "params.kv_len"),
+    ({"params": {"window": {"choices": [4], "tie": "row"}}}, "params.window.tie"),
+    ({"params": {"schedule": {"generated": True, "layer_sets": ["pffn+attn"]}}}, "params.schedule.layer_sets[0]"),
+    ({"budget": {"kind": "flops", "value": "lots"}}, "budget.value"),
+    ({"budget": {"kind": "b200_time", "value": "40us"}}, "budget.kind"),
+    ({"fixed": {"optimizer": {}}}, "fixed.optimizer"),
+    ({"fixed": {"model": {"d_model": -1}}}, "fixed.model.d_model"),
+    ({"solver": {"fine": "ffn"}}, "solver.fine"),
+])
+def test_bad_input_names_file_and_key(tmp_path, edit, path):
+    import yaml
+
+    raw = {"name": "t", "budget": {"kind": "flops", "value": 2e6}, "base": "kunlun-small"}
+    raw.update(edit)
+    f = tmp_path / "space.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as e:
+        SearchSpace.load(f)
+    assert e.value.path == path
+    assert str(f) in str(e.value)
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(ConfigError, match="demo"):
+        SearchSpace.load("no-such-space")
+
+
+def test_real_data_spaces_need_a_path():
+    with pytest.raises(ConfigError, match="--data movielens:PATH"):
+        SearchSpace.load("movielens")
+
+
+@pytest.mark.realdata
+def test_real_data_space_takes_the_schema_from_the_data(shared_data):
+    space = SearchSpace.load("movielens", data=f"movielens:{shared_data / 'movielens-100k'}")
+    assert set(space.stream_names) == {"rated", "liked"}
+
+
+def test_overrides_apply():
+    space = SearchSpace.load("demo", budget="3M", examples=128, seed=3)
+    assert space.spec.budget.amount == 3e6
+    assert space.base.train.examples == 128 and space.base.train.data_seed == 3
