@@ -3,13 +3,12 @@ from kunlun.model.config import KunlunConfig, preset_names
 from kunlun.model.count import count_flops
 from kunlun.model.flops import FlopReport, OpRecord
 from kunlun.model.kunlun import KunlunModel
+from kunlun.model.metrics import auc, calibration, evaluate, logloss, ne
+from kunlun.model.train import FitResult, NonFiniteLossError, fit
 from kunlun.model.yamlio import ConfigError
 
 __all__ = [
-    "Batch", "ConfigError", "FlopReport", "JaggedStream", "KunlunConfig", "KunlunModel", "OpRecord",
-    "count_flops", "preset_names",
+    "Batch", "ConfigError", "FitResult", "FlopReport", "JaggedStream", "KunlunConfig", "KunlunModel",
+    "NonFiniteLossError", "OpRecord", "auc", "calibration", "count_flops", "evaluate", "fit", "logloss", "ne",
+    "preset_names",
 ]
-from kunlun.model.metrics import auc, calibration, evaluate, logloss, ne
-from kunlun.model.train import FitResult, NonFiniteLossError, fit
-
-__all__ += ["FitResult", "NonFiniteLossError", "auc", "calibration", "evaluate", "fit", "logloss", "ne"]

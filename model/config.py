@@ -259,6 +259,8 @@ class TrainConfig:
     batch_size: int = 256
     eval_batch_size: int = 1024
     lr: float = 2e-3
+    lr_schedule: Literal["constant", "cosine"] = "cosine"  # cosine: decays to min_lr_ratio * lr at `examples`
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     sparse_optimizer: Literal["adamw", "adagrad"] = "adamw"
     sparse_lr: float = 2e-2
@@ -270,6 +272,8 @@ class TrainConfig:
         _positive(path, data_examples=self.data_examples, examples=self.examples, batch_size=self.batch_size,
                   eval_batch_size=self.eval_batch_size, lr=self.lr, sparse_lr=self.sparse_lr,
                   clip_norm=self.clip_norm)
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"{path}.min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
         if self.weight_decay < 0 or self.eval_every < 0:
             raise ConfigError(path, "weight_decay and eval_every must be >= 0")
 

@@ -163,3 +163,12 @@ def test_with_schema_drops_missing_streams_and_defaults_new_ones():
     assert any("impression" in str(w.message) for w in caught)
     assert adopted.stream_names == ["click", "buy"]
     assert adopted.model.stream("buy") == config.model.stream_defaults
+
+
+def test_presets_price_the_default_synthetic_data():
+    from kunlun.data import synthetic_schema
+
+    schema, workload = synthetic_schema()
+    for name in preset_names():
+        config = KunlunConfig.preset(name)
+        assert config.schema == schema and config.workload == workload, name

@@ -101,3 +101,23 @@ def test_cli_bad_input_exits_2_without_traceback(tmp_path, capsys) -> None:
     assert "unknown data spec" in err.err and "Traceback" not in err.err and err.out == ""
     assert main(["train", "kunlun-small", "--data", f"movielens:{tmp_path}"]) == 2
     assert "no MovieLens ratings" in capsys.readouterr().err
+
+
+def test_cosine_schedule_decays_to_the_floor_and_constant_stays():
+    import torch
+
+    from kunlun.model.config import TrainConfig
+    from kunlun.model.train import LearningRate
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    schedule = LearningRate([opt], TrainConfig(lr_schedule="cosine", min_lr_ratio=0.1), total=100)
+    seen = []
+    for examples in (0, 50, 100, 150):
+        schedule.set(examples)
+        seen.append(opt.param_groups[0]["lr"])
+    assert seen == [1.0, pytest.approx(0.55), pytest.approx(0.1), pytest.approx(0.1)]
+    constant = LearningRate([opt], TrainConfig(lr_schedule="constant"), total=100)
+    opt.param_groups[0]["lr"] = 0.3
+    constant.set(90)
+    assert opt.param_groups[0]["lr"] == 0.3
