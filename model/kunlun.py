@@ -114,9 +114,12 @@ class KunlunModel(nn.Module):
                         summaries[name] = self.hsp[key](st.s, st.offsets, st.max_len)  # (B, n_tok, d)
             if lp.interaction:
                 with record_function(f"L{l}.interaction"):
-                    x = self.interaction[str(l)](torch.cat([x, *summaries.values()], dim=1))
+                    x = self.interaction[str(l)](torch.cat([x, *self._in_order(summaries)], dim=1))
         with record_function("head"):
-            return self.head(x, list(summaries.values()))
+            return self.head(x, self._in_order(summaries))
+
+    def _in_order(self, summaries: dict[str, Tensor]) -> list[Tensor]:
+        return [summaries[n] for n in self.config.stream_names if n in summaries]
 
     def loss(self, batch: Batch) -> Tensor:
         logits = self(batch)

@@ -1,7 +1,8 @@
 """What runs where: the CompSkip schedule resolved per layer and stream. Model and FLOP count both follow it.
 
-A stream runs the layer's components while within its depth. Sequence work after a stream's last `hsp` cannot
-reach the output (nothing summarises it again), so it is skipped and costs nothing; with `alternate` and an even
+A stream runs the layer's components while within its depth. An `hsp` whose summary no interaction reads before
+the stream's next `hsp` is skipped, and sequence work after a stream's last `hsp` cannot reach the output
+(nothing summarises it again), so both cost nothing; with `alternate` and an even
 number of layers that is the final `swa`. `kvgen` runs exactly when `pffn` does, and the layer's context summary
 is computed exactly when some `kvgen` consumes it (an unused summary would be forward work autograd never
 differentiates: with `alternate`, odd layers have none).
@@ -28,17 +29,20 @@ class LayerPlan:
 def plan(config: KunlunConfig) -> list[LayerPlan]:
     m = config.model
     comps = [m.layer_components(layer) for layer in range(m.num_layers)]
-    last_hsp = {}
+    live_hsp: dict[str, set[int]] = {}
     if m.family != "wukong":
         for name in config.stream_names:
             s = m.stream(name)
             runs = [layer for layer in range(m.num_layers) if s.runs_at(layer) and "hsp" in comps[layer]]
-            last_hsp[name] = max(runs)
+            # a summary no interaction reads before the stream's next hsp replaces it is never used
+            live_hsp[name] = {l for i, l in enumerate(runs) if i == len(runs) - 1 or any(
+                "interaction" in comps[x] for x in range(l, runs[i + 1]))}
     out = []
     for layer, c in enumerate(comps):
         streams = {}
-        for name, last in last_hsp.items():
-            if layer <= last:
-                streams[name] = frozenset(c & {"pffn", "swa", "hsp"})
+        for name, live in live_hsp.items():
+            if layer <= max(live):
+                run = c & {"pffn", "swa"} | ({"hsp"} if layer in live else set())
+                streams[name] = frozenset(run)
         out.append(LayerPlan(layer, streams, "interaction" in c))
     return out
