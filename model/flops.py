@@ -149,7 +149,16 @@ class FlopReport:
         return out
 
 
+def key_stream(key: str, streams: tuple[str, ...] | list[str]) -> str | None:
+    """The stream a module key names (`click.embed`, `L0.click.swa`), or None for a context-branch key."""
+    parts = key.split(".")
+    if parts[0] in streams:
+        return parts[0]
+    if len(parts) > 2 and parts[0].startswith("L") and parts[1] in streams:
+        return parts[1]
+    return None
+
+
 def is_sequence_key(key: str, streams: tuple[str, ...]) -> bool:
     """A key that names a stream is in the sequence branch; the rest is the context branch."""
-    parts = key.split(".")
-    return parts[0] in streams or (len(parts) > 2 and parts[0].startswith("L") and parts[1] in streams)
+    return key_stream(key, streams) is not None

@@ -40,16 +40,8 @@ Report = Callable[[int, float], None]  # (rung 1..REPORTS-1, intermediate NE); m
 
 
 def objectives() -> list[str]:
-    """NE alone until the B200 cost model exists; then NE and predicted B200 microseconds per example."""
-    return ["ne"] + (["b200_us_per_example"] if _cost_model() is not None else [])
-
-
-def _cost_model() -> Any:
-    try:
-        from kunlun.space import cost
-    except ImportError:
-        return None
-    return getattr(cost, "predict", None)
+    """NE and predicted B200 microseconds per example (DESIGN.md, "Search semantics")."""
+    return ["ne", "b200_us_per_example"]
 
 
 def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number: int, folder: Path,
@@ -94,16 +86,15 @@ def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number
 
 def _price(config: Any) -> dict[str, Any]:
     from kunlun.model.count import count_flops
+    from kunlun.space.cost import predict
 
     r = count_flops(config, config.workload)
     out = {"train_flops_per_example": r.train_flops_per_example, "fwd_flops_per_example": r.fwd_flops_per_example,
            "seq_share": r.seq_share, "sequence_flops": r.sequence / r.examples,
            "context_flops": r.context / r.examples, "params_dense": r.params_dense,
            "params_sparse": r.params_sparse}
-    predict = _cost_model()
-    if predict is not None:
-        cost = predict(config, "b200", report=r)
-        out.update(b200_us_per_example=cost.us_per_example, predicted_mfu=cost.mfu)
+    cost = predict(config, "b200", report=r)
+    out.update(b200_us_per_example=cost.us_per_example, predicted_mfu=cost.mfu)
     return out
 
 

@@ -144,10 +144,6 @@ def predict(config: KunlunConfig, gpu: str = "b200", workload: WorkloadConfig | 
     )
 
 
-def b200_us_per_example(config: KunlunConfig, report: FlopReport | None = None) -> float:
-    return predict(config, "b200", report=report).us_per_example
-
-
 def calibrate(csv_path: str | Path, base: EfficiencyTable | None = None) -> EfficiencyTable:
     """Replace default efficiencies with measured ones: the median of `pct_ceiling`-free `pct_peak` / 100 of the
     Triton/cuBLAS forward rows of results/bench/kernels.csv, per kind and bucket, where rows exist."""

@@ -6,25 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from kunlun.model.config import KunlunConfig
+from kunlun.model.flops import key_stream
 
 # config -> [total, stream_1, ..., stream_E] training FLOPs per example (streams in schema order)
 FlopFn = Callable[[KunlunConfig], list[float]]
-
-
-def stream_of(module_key: str, streams: list[str]) -> str | None:
-    """The stream a module key names (`click.embed`, `L0.click.swa`), else None (context branch)."""
-    parts = module_key.split(".")
-    for part in parts[:2]:
-        if part in streams:
-            return part
-    return None
 
 
 def split_report(report: Any, streams: list[str]) -> list[float]:
     """[total, per stream] training FLOPs per example from a FlopReport."""
     per_stream = dict.fromkeys(streams, 0.0)
     for op in report.ops:
-        s = stream_of(op.key, streams)
+        s = key_stream(op.key, streams)
         if s is not None:
             per_stream[s] += op.training
     n = report.examples

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
+import rows
+import train_step
 
 
 @pytest.mark.slow
 def test_tiny_train_step_writes_rows(tmp_path):
-    train_step, rows = _load("train_step"), _load("rows")
     csv_path = tmp_path / "train_step.csv"
     assert train_step.main(["--tiny", "--device", "cpu", "--batch", "4", "--csv", str(csv_path)]) == 0
     got = rows.read_rows(csv_path)
@@ -38,7 +21,6 @@ def test_tiny_train_step_writes_rows(tmp_path):
 
 
 def test_baseline_is_matched_in_training_flops():
-    train_step = _load("train_step")
     from kunlun.model import count_flops
 
     configs = train_step.production_configs(64, tiny=False)

@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+import rows
 import torch
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCH))
-
-
-rows = _load("rows")
 
 
 def _header(path: Path) -> list[str]:
@@ -74,8 +56,8 @@ def test_merge_adds_only_new_rows_and_never_rewrites(tmp_path):
 
 def test_quick_benchmarks_write_result_rows(tmp_path):
     csv_path = tmp_path / "kernels.csv"
-    bench_gdpa = _load("bench_gdpa")
-    bench_matmul = _load("bench_matmul")
+    import bench_gdpa
+    import bench_matmul
     # On CPU the Triton provider runs in the interpreter (tests/conftest.py sets it); with a GPU, on the GPU.
     device = "cuda" if torch.cuda.is_available() else "cpu"
     assert bench_matmul.main(["--quick", "--device", device, "--csv", str(csv_path)]) == 0
