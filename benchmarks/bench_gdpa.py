@@ -112,7 +112,7 @@ def hsp_case(activation, batch, seeds, mean, longest, heads, dh, device, dtype, 
 def cases(ops, device: str, dtype: torch.dtype, quick: bool):
     gen = torch.Generator().manual_seed(0)
     if "pffn" in ops:
-        for act in ("gelu",) if quick else ("gelu", "silu"):
+        for act in ("gelu",) if quick else ("relu", "identity", "silu", "gelu"):
             yield pffn_case(act, *((2, 24, 40, 16, 2, 16) if quick else (1024, 800, 1024, 256, 4, 64)),
                             device, dtype, gen)
     if "swa" in ops:

@@ -12,7 +12,12 @@ forward per-module breakdown (profiler ranges named by DESIGN.md's module keys; 
 ranges, so the breakdown is of the forward). Rows: bench=train_step, name=preset, pct_peak=MFU in percent;
 per-module rows carry variant=module:<key>, mode=fwd.
 
+`--presets` instead measures every shipped preset on its own workload and batch size and writes, beside each
+measured step, the cost model's prediction for the same GPU and batch (provider=cost-model): the cost model's
+validation (`python benchmarks/validate_cost.py results/bench/train_step.csv`).
+
     python benchmarks/train_step.py --csv $OUT/train_step.csv [--compile] [--batch 2048]
+    python benchmarks/train_step.py --presets --csv $OUT/train_step.csv
     python benchmarks/train_step.py --tiny --device cpu --csv /tmp/t.csv      # CPU smoke run (not a result)
 """
 
@@ -33,7 +38,8 @@ import timing  # noqa: E402
 from kunlun.data import synthetic_batch  # noqa: E402
 from kunlun.kernels import hardware  # noqa: E402
 from kunlun.model import KunlunConfig, KunlunModel, count_flops  # noqa: E402
-from kunlun.model.config import LengthHistogram  # noqa: E402
+from kunlun.model.config import LengthHistogram, preset_names  # noqa: E402
+from kunlun.space import cost  # noqa: E402
 
 
 def production_configs(batch: int, tiny: bool) -> dict[str, KunlunConfig]:
@@ -69,12 +75,24 @@ def production_configs(batch: int, tiny: bool) -> dict[str, KunlunConfig]:
     return {"kunlun-production": kunlun, "interformer-production": best[1]}
 
 
-def _batch(config: KunlunConfig, batch: int, device: str):
-    """A batch whose stream lengths follow the workload histogram exactly (so it prices like the workload)."""
+def histogram_lengths(hist: LengthHistogram, batch: int) -> torch.Tensor:
+    """`batch` lengths in the histogram's proportions (largest remainder), longest first."""
+    total = sum(hist.weights)
+    exact = [batch * w / total for w in hist.weights]
+    counts = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])[:batch - sum(counts)]:
+        counts[i] += 1
+    pairs = sorted(zip(hist.lengths, counts), reverse=True)
+    return torch.tensor([length for length, c in pairs for _ in range(c)], dtype=torch.int64)
+
+
+def make_batch(config: KunlunConfig, batch: int, device: str = "cpu"):
+    """A batch whose stream lengths follow the workload histogram exactly (so it prices like the workload);
+    deterministic, so a prediction made elsewhere can rebuild it."""
     b = synthetic_batch(config, batch, seed=0)
     for name, hist in config.workload.streams.items():
         s = b.streams[name]
-        lengths = torch.tensor(hist.lengths).repeat(batch // len(hist.lengths) + 1)[:batch]
+        lengths = histogram_lengths(hist, batch)
         offsets = torch.zeros(batch + 1, dtype=torch.int64)
         offsets[1:] = lengths.cumsum(0)
         n = int(offsets[-1])
@@ -117,7 +135,7 @@ def bench(name: str, config: KunlunConfig, args, env, peak, ceiling) -> list[dic
     model = KunlunModel(config).to(device)
     if args.compile:
         model = torch.compile(model)
-    batch = _batch(config, args.batch, device)
+    batch = make_batch(config, args.batch, device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device == "cuda")
 
     def autocast():
@@ -147,6 +165,16 @@ def bench(name: str, config: KunlunConfig, args, env, peak, ceiling) -> list[dic
                          pct_ceiling=100 * tflops / ceiling if ceiling else None,
                          peak_mem_gb=timing.peak_memory_gb(device), examples_per_second=args.batch / ms * 1e3,
                          **common)]
+    if args.presets:
+        spec = hardware.detect() if device == "cuda" else hardware.UNKNOWN
+        if spec != hardware.UNKNOWN:
+            predicted = cost.predict(config, spec.aliases[0], report=report).step_seconds * 1e3
+            out.append(rows.make_row(env, variant="step", mode="fwd+bwd", ms=predicted,
+                                     tflops=report.training / predicted / 1e9,
+                                     examples_per_second=args.batch / predicted * 1e3,
+                                     **{**common, "provider": "cost-model"}))
+            print(f"{name}: predicted {predicted:.3f} ms, measured {ms:.3f} ms ({predicted / ms - 1:+.0%})",
+                  file=sys.stderr)
     by_module = report.by_module()
     for key, mod_ms in module_breakdown(getattr(model, "_orig_mod", model), batch, device, autocast).items():
         mod_tflops = by_module[key]["forward"] / mod_ms / 1e9 if mod_ms else 0.0
@@ -166,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--tiny", action="store_true", help="a tiny shape for a CPU smoke run")
+    parser.add_argument("--presets", action="store_true",
+                        help="every shipped preset on its own workload, with the cost model's prediction")
     args = parser.parse_args(argv)
     if args.tiny:
         args.batch = min(args.batch, 16)
@@ -174,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     peak = None if spec == hardware.UNKNOWN else spec.bf16_flops
     ceiling = ceiling_tflops(args.device)
     results = []
+    if args.presets:
+        for name in preset_names():
+            config = KunlunConfig.preset(name)
+            args.batch = config.workload.batch_size if not args.tiny else min(16, config.workload.batch_size)
+            results += bench(name, config, args, env, peak, ceiling)
+        rows.append_rows(args.csv, results)
+        return 0
     configs = production_configs(args.batch, args.tiny)
     for name, config in configs.items():
         results += bench(name, config, args, env, peak, ceiling)

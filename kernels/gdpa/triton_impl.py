@@ -7,7 +7,9 @@ size Tq x Tk reaches memory, forward or backward.
 - backward dq: like the forward, recomputing the scores. A separate pass instead of atomics into dq keeps the
   result deterministic and lets the autotuner rerun any kernel (every kernel overwrites its outputs).
 With a window the loops start and stop at the first and last block that intersects |i - j| <= window, so
-blocks outside the band are never loaded; masks only trim the band's ragged edges.
+blocks outside the band are never loaded; masks only trim the band's ragged edges. Without a window the other
+activations need no score mask at all: rows past a length load as zeros (q, k, v and dO), act(0) = 0, so they
+add nothing, and a mask would cost more per score than the activation.
 Softmax keeps a running max and sum (online softmax). The op saves only q, k, v (op.py), so the backward
 first reruns the forward kernel in PREP mode to get each row's logsumexp and delta = rowsum(dO * O) (fp32,
 rows x H): one extra forward instead of an extra op output. Shared q (HSP seeds) writes dq per example into
@@ -29,20 +31,33 @@ SOFTMAX = tl.constexpr(5)  # a global a kernel can read
 
 
 @triton.jit
-def _sigmoid(x):
-    return 1.0 / (1.0 + tl.exp(-x))
+def _tanh_approx(x):
+    return tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True,
+                                     pack=1)
 
 
 @triton.jit
-def _act(x, ACT: tl.constexpr):
+def _sigmoid(x, FAST: tl.constexpr):
+    # exp and a reciprocal are two special-function ops per score; tanh.approx is one, and with two matmuls of
+    # Dh=64 per score the special-function units, not the tensor cores, would cap silu near 50% of peak.
+    # Its error (~2^-11 relative) is below bf16's rounding. The interpreter has no inline PTX.
+    if FAST:
+        y = 0.5 + 0.5 * _tanh_approx(0.5 * x)
+    else:
+        y = 1.0 / (1.0 + tl.exp(-x))
+    return y
+
+
+@triton.jit
+def _act(x, ACT: tl.constexpr, FAST: tl.constexpr):
     if ACT == 0:
-        y = x * _sigmoid(x)
+        y = x * _sigmoid(x, FAST)
     elif ACT == 1:
         y = 0.5 * x * (1.0 + tl.erf(x * 0.7071067811865476))
     elif ACT == 2:
         # tanh(u) = 2 sigmoid(2u) - 1: libdevice tanh does not run in the interpreter.
         u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
-        y = x * _sigmoid(2.0 * u)
+        y = x * _sigmoid(2.0 * u, FAST)
     elif ACT == 3:
         y = tl.maximum(x, 0.0)
     else:
@@ -51,15 +66,15 @@ def _act(x, ACT: tl.constexpr):
 
 
 @triton.jit
-def _act_grad(x, ACT: tl.constexpr):
+def _act_grad(x, ACT: tl.constexpr, FAST: tl.constexpr):
     if ACT == 0:
-        s = _sigmoid(x)
+        s = _sigmoid(x, FAST)
         g = s * (1.0 + x * (1.0 - s))
     elif ACT == 1:
         g = 0.5 * (1.0 + tl.erf(x * 0.7071067811865476)) + x * tl.exp(-0.5 * x * x) * 0.3989422804014327
     elif ACT == 2:
         u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
-        t = 2.0 * _sigmoid(2.0 * u) - 1.0
+        t = 2.0 * _sigmoid(2.0 * u, FAST) - 1.0
         g = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 0.134145 * x * x)
     elif ACT == 3:
         g = tl.where(x > 0.0, 1.0, 0.0)
@@ -104,7 +119,8 @@ def _query_kernel(Q, K, V, OUT, DO, LSE, DELTA, q_offsets, kv_offsets, TQ, TK, H
                   Q_BUCKET, KV_BUCKET,
                   D: tl.constexpr, BLOCK_D: tl.constexpr, ACT: tl.constexpr, JAGGED_Q: tl.constexpr,
                   JAGGED_KV: tl.constexpr, HAS_WINDOW: tl.constexpr, MODE: tl.constexpr,
-                  DOT_PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                  DOT_PRECISION: tl.constexpr, FAST: tl.constexpr, BLOCK_M: tl.constexpr,
+                  BLOCK_N: tl.constexpr):
     """Per query block, over its key band. MODE 0: the forward (writes OUT). MODE 1: softmax backward prep
     (writes LSE and DELTA from DO). MODE 2: dq (reads DO, and LSE, DELTA for softmax; writes OUT = dq)."""
     pid_bh = tl.program_id(0)
@@ -125,6 +141,8 @@ def _query_kernel(Q, K, V, OUT, DO, LSE, DELTA, q_offsets, kv_offsets, TQ, TK, H
     m_mask = offs_m < q_len
     tile_mask = m_mask[:, None] & (offs_d < D)[None, :]
     q = tl.load(Q + _rows(q_start, offs_m, row_stride, h, D, offs_d), mask=tile_mask, other=0.0)
+    # Scaling q once saves a multiply per score; dq below is still scaled at the end.
+    q_scaled = (q * scale).to(q.dtype)
     if MODE != 0:
         do = tl.load(DO + _rows(o_start, offs_m, row_stride, h, D, offs_d), mask=tile_mask, other=0.0)
     if MODE == 2 and ACT == SOFTMAX:
@@ -142,7 +160,7 @@ def _query_kernel(Q, K, V, OUT, DO, LSE, DELTA, q_offsets, kv_offsets, TQ, TK, H
         kv_ptrs = _rows(kv_start, offs_n, row_stride, h, D, offs_d)
         k = tl.load(K + kv_ptrs, mask=kv_tile, other=0.0)
         v = tl.load(V + kv_ptrs, mask=kv_tile, other=0.0)
-        s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale
+        s = tl.dot(q_scaled, tl.trans(k), input_precision=DOT_PRECISION)
         allowed = m_mask[:, None] & (offs_n < kv_len)[None, :]
         if HAS_WINDOW:
             allowed = allowed & (tl.abs(offs_m[:, None] - offs_n[None, :]) <= window)
@@ -152,7 +170,9 @@ def _query_kernel(Q, K, V, OUT, DO, LSE, DELTA, q_offsets, kv_offsets, TQ, TK, H
                 p = tl.where(allowed, tl.exp(s - lse[:, None]), 0.0)
                 ds = p * (dp - delta[:, None])
             else:
-                ds = tl.where(allowed, dp * _act_grad(s, ACT), 0.0)
+                ds = dp * _act_grad(s, ACT, FAST)
+                if HAS_WINDOW:
+                    ds = tl.where(allowed, ds, 0.0)
             acc += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PRECISION)
         else:
             if ACT == SOFTMAX:
@@ -166,7 +186,9 @@ def _query_kernel(Q, K, V, OUT, DO, LSE, DELTA, q_offsets, kv_offsets, TQ, TK, H
                 acc = acc * alpha[:, None]
                 m_i = m_new
             else:
-                p = tl.where(allowed, _act(s, ACT), 0.0)
+                p = _act(s, ACT, FAST)
+                if HAS_WINDOW:
+                    p = tl.where(allowed, p, 0.0)
             acc += tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
 
     if MODE == 2:
@@ -188,7 +210,7 @@ def _dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, q_offsets, kv_offsets, TQ, TK,
                  Q_BUCKET, KV_BUCKET,
                  D: tl.constexpr, BLOCK_D: tl.constexpr, ACT: tl.constexpr, JAGGED_Q: tl.constexpr,
                  JAGGED_KV: tl.constexpr, HAS_WINDOW: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+                 FAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """Per key block, over the query band that sees it; tiles are kept transposed (keys x queries) so that
     dv = p^T dO and dk = ds^T q need no transpose of p or ds."""
     pid_bh = tl.program_id(0)
@@ -211,6 +233,7 @@ def _dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, q_offsets, kv_offsets, TQ, TK,
     kv_ptrs = _rows(kv_start, offs_n, row_stride, h, D, offs_d)
     k = tl.load(K + kv_ptrs, mask=kv_tile, other=0.0)
     v = tl.load(V + kv_ptrs, mask=kv_tile, other=0.0)
+    k_scaled = (k * scale).to(k.dtype)
 
     dk = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
     dv = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
@@ -221,7 +244,7 @@ def _dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, q_offsets, kv_offsets, TQ, TK,
         q_tile = m_mask[:, None] & (offs_d < D)[None, :]
         q = tl.load(Q + _rows(q_start, offs_m, row_stride, h, D, offs_d), mask=q_tile, other=0.0)
         do = tl.load(DO + _rows(o_start, offs_m, row_stride, h, D, offs_d), mask=q_tile, other=0.0)
-        s_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * scale
+        s_t = tl.dot(k_scaled, tl.trans(q), input_precision=DOT_PRECISION)
         dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         allowed = n_mask[:, None] & m_mask[None, :]
         if HAS_WINDOW:
@@ -233,8 +256,11 @@ def _dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, q_offsets, kv_offsets, TQ, TK,
             p_t = tl.where(allowed, tl.exp(s_t - lse[None, :]), 0.0)
             ds_t = p_t * (dp_t - delta[None, :])
         else:
-            p_t = tl.where(allowed, _act(s_t, ACT), 0.0)
-            ds_t = tl.where(allowed, dp_t * _act_grad(s_t, ACT), 0.0)
+            p_t = _act(s_t, ACT, FAST)
+            ds_t = dp_t * _act_grad(s_t, ACT, FAST)
+            if HAS_WINDOW:
+                p_t = tl.where(allowed, p_t, 0.0)
+                ds_t = tl.where(allowed, ds_t, 0.0)
         dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PRECISION)
         dk += tl.dot(ds_t.to(q.dtype), q, input_precision=DOT_PRECISION)
 
@@ -257,7 +283,8 @@ def _configs(shapes: list[tuple[int, int, int, int]]) -> list[triton.Config]:
 # (BLOCK_M, BLOCK_N, warps, stages): queries x keys per tile. The query pass wants tall query blocks (the q
 # tile and accumulator stay in registers); the dk/dv pass wants tall key blocks.
 _query = triton.autotune(_configs([(128, 64, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (128, 128, 8, 2),
-                                   (64, 128, 4, 2), (128, 32, 4, 3)]), key=[*_KEY, "MODE"])(_query_kernel)
+                                   (64, 128, 4, 2), (128, 32, 4, 3), (128, 128, 8, 3), (128, 64, 4, 4),
+                                   (256, 64, 8, 3)]), key=[*_KEY, "MODE"])(_query_kernel)
 _dkdv = triton.autotune(_configs([(64, 64, 4, 3), (64, 128, 8, 2), (32, 128, 4, 2), (32, 64, 4, 3),
                                   (128, 128, 8, 2), (64, 128, 4, 3)]), key=_KEY)(_dkdv_kernel)
 
@@ -291,6 +318,7 @@ class _Call:
             JAGGED_Q=self.jagged_q, JAGGED_KV=self.jagged_kv, HAS_WINDOW=window is not None,
             # fp32 inputs get fp32 products (tf32 would be a silent precision drop); fp16/bf16 ignore it.
             DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+            FAST=not triton_interpreting(),
         )
         self.args = (self.q_offsets, self.kv_offsets, self.tq, self.tk, self.heads, float(scale),
                      0 if window is None else int(window))

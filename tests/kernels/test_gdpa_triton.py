@@ -166,7 +166,7 @@ def test_kernels_compile_for_hopper():
             (ti._dkdv, None, 0, False, False, False), (ti._dkdv, None, 5, True, True, True)]
         for kernel, mode, act, jagged_q, jagged_kv, window in VARIANTS:
             const = dict(D=64, BLOCK_D=64, ACT=act, JAGGED_Q=jagged_q, JAGGED_KV=jagged_kv, HAS_WINDOW=window,
-                         DOT_PRECISION="tf32", BLOCK_M=64, BLOCK_N=64)
+                         DOT_PRECISION="tf32", FAST=True, BLOCK_M=64, BLOCK_N=64)
             if mode is not None:
                 const["MODE"] = mode
             sig = {a: "constexpr" if a in const else TYPES.get(a, "*bf16") for a in kernel.fn.arg_names}

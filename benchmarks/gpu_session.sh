@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One lease of a GPU machine: install, then the named stages. Every stage is logged to $OUT/log.txt with its exit
+# status and time limit, and a failing stage does not stop the next one (a lease is too short to rerun).
+#   bash benchmarks/gpu_session.sh setup test matmul gdpa-pffn ...
+set -u
+OUT=${OUT:-results/gpu_out}
+mkdir -p "$OUT"
+LOG="$OUT/log.txt"
+export PYTHONUNBUFFERED=1
+
+stage() {  # name, time limit in seconds, command...
+  local name=$1 limit=$2
+  shift 2
+  echo "=== $name (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$LOG"
+  timeout "$limit" "$@" >>"$LOG" 2>&1
+  local rc=$?
+  echo "=== $name rc=$rc $(date -u +%H:%M:%S)" | tee -a "$LOG"
+  tail -n 5 "$LOG"
+}
+
+for s in "$@"; do
+  case $s in
+    setup) stage setup 120 bash -c 'python -m pip install -q --no-deps --no-build-isolation . && nvidia-smi -L &&
+             python -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())"' ;;
+    test) stage test 300 python -m pytest tests/kernels -m "gpu or not gpu" -q -x --timeout 120 -p no:cacheprovider ;;
+    test-gpu) stage test-gpu 240 python -m pytest tests -m gpu -q --timeout 120 -p no:cacheprovider ;;
+    test-all) stage test-all 300 python -m pytest tests/kernels tests/model tests/benchmarks -m "gpu or not gpu" -q \
+             --timeout 120 -p no:cacheprovider ;;
+    matmul) stage matmul 120 python benchmarks/bench_matmul.py --sweep --csv "$OUT/kernels.csv" ;;
+    gdpa-pffn) stage gdpa-pffn 240 python benchmarks/bench_gdpa.py --csv "$OUT/kernels.csv" --ops pffn ;;
+    gdpa-hsp) stage gdpa-hsp 180 python benchmarks/bench_gdpa.py --csv "$OUT/kernels.csv" --ops hsp ;;
+    gdpa-swa) stage gdpa-swa 300 python benchmarks/bench_gdpa.py --csv "$OUT/kernels.csv" --ops swa \
+             --providers triton,flex,sdpa ;;
+    gdpa-swa-ref) stage gdpa-swa-ref 300 python benchmarks/bench_gdpa.py --csv "$OUT/kernels.csv" --ops swa \
+             --providers reference,compile ;;
+    train) stage train 300 python benchmarks/train_step.py --csv "$OUT/train_step.csv" ;;
+    train-compile) stage train-compile 300 python benchmarks/train_step.py --compile --csv "$OUT/train_step.csv" ;;
+    presets) stage presets 240 python benchmarks/train_step.py --presets --csv "$OUT/train_step.csv" ;;
+    *) echo "unknown stage $s" | tee -a "$LOG" ;;
+  esac
+done
