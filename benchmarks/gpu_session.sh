@@ -23,7 +23,7 @@ for s in "$@"; do
     setup) stage setup 120 bash -c 'python -m pip install -q --no-deps --no-build-isolation . && nvidia-smi -L &&
              python -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())"' ;;
     test) stage test 300 python -m pytest tests/kernels -m "gpu or not gpu" -q -x --timeout 120 -p no:cacheprovider ;;
-    test-gpu) stage test-gpu 240 python -m pytest tests -m gpu -q --timeout 120 -p no:cacheprovider ;;
+    test-gpu) stage test-gpu 240 python -m pytest tests/kernels tests/model -m gpu -q --timeout 120 -p no:cacheprovider ;;
     test-all) stage test-all 300 python -m pytest tests/kernels tests/model tests/benchmarks -m "gpu or not gpu" -q \
              --timeout 120 -p no:cacheprovider ;;
     matmul) stage matmul 120 python benchmarks/bench_matmul.py --sweep --csv "$OUT/kernels.csv" ;;
