@@ -15,10 +15,15 @@ that ranks candidates, not a profiler.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
+import re
+import statistics
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import yaml
 
 from kunlun.kernels.hardware import GPUS, GPUSpec, lookup
 from kunlun.model.config import KunlunConfig, WorkloadConfig
@@ -43,6 +48,7 @@ class EfficiencyTable:
     gpu: str = ""
     date: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    measured_cells: list[str] = field(default_factory=list)  # "kind[bucket]" cells that come from measurements
 
     def efficiency(self, op: OpRecord) -> float:
         dims = op.shape[2:] if op.kind == "gdpa" else op.shape  # gdpa: (pairs, H, Dh), bucketed by Dh
@@ -144,31 +150,58 @@ def predict(config: KunlunConfig, gpu: str = "b200", workload: WorkloadConfig | 
     )
 
 
+_DH = re.compile(r"Dh=(\d+)")
+
+
+def _smallest_dim(row: dict[str, str]) -> float:
+    """The dimension a row is bucketed by: the head dim of a gdpa row, the smallest of a GEMM's M, N, K."""
+    shape = row.get("shape", "")
+    if row.get("name") == "gdpa":
+        m = _DH.search(shape)
+        return float(m.group(1)) if m else math.inf
+    dims = [float(x) for x in re.split(r"[x=]", shape) if x.isdigit()]
+    return min(dims) if dims else math.inf
+
+
 def calibrate(csv_path: str | Path, base: EfficiencyTable | None = None) -> EfficiencyTable:
-    """Replace default efficiencies with measured ones: the median of `pct_ceiling`-free `pct_peak` / 100 of the
-    Triton/cuBLAS forward rows of results/bench/kernels.csv, per kind and bucket, where rows exist."""
+    """Replace default efficiencies with measured ones: per kind and bucket, the median `pct_peak` / 100 of the
+    bf16 Triton/cuBLAS forward rows of a kernels CSV (results/bench/kernels.csv), taking only the newest row of
+    each (name, variant, shape), so a kernel measured again after a change counts once, as it is now."""
     base = base or default_table()
-    samples: dict[tuple[str, int], list[float]] = {}
-    gpus, dates = set(), set()
+    newest: dict[tuple[str, str, str], dict[str, str]] = {}
     with open(csv_path, newline="") as f:
         for row in csv.DictReader(f):
             if row.get("bench") != "kernels" or row.get("mode") != "fwd" or not row.get("pct_peak"):
                 continue
-            if row.get("provider") not in ("triton", "cublas"):
+            if row.get("provider") not in ("triton", "cublas") or row.get("dtype", "bf16") != "bf16":
                 continue
-            kind = "gdpa" if row.get("name") == "gdpa" else "linear"
-            dims = [float(x) for x in row.get("shape", "").replace("x", " ").split() if x.replace(".", "").isdigit()]
-            smallest = min(dims) if dims else math.inf
-            index = next((i for i, b in enumerate(base.buckets) if smallest <= b), len(base.buckets))
-            samples.setdefault((kind, index), []).append(float(row["pct_peak"]) / 100.0)
-            gpus.add(row.get("gpu_name", ""))
-            dates.add(row.get("date", ""))
+            key = (row.get("name", ""), row.get("variant", ""), row.get("shape", ""))
+            if key not in newest or row.get("date", "") >= newest[key].get("date", ""):
+                newest[key] = row
+    samples: dict[tuple[str, int], list[float]] = {}
+    for row in newest.values():
+        kind = "gdpa" if row.get("name") == "gdpa" else "linear"
+        smallest = _smallest_dim(row)
+        index = next((i for i, b in enumerate(base.buckets) if smallest <= b), len(base.buckets))
+        samples.setdefault((kind, index), []).append(float(row["pct_peak"]) / 100.0)
     if not samples:
         return base
     kinds = {k: list(v) for k, v in base.kinds.items()}
     for (kind, index), values in samples.items():
-        values.sort()
-        kinds.setdefault(kind, list(base.kinds["linear"]))[index] = values[len(values) // 2]
-    return EfficiencyTable(base.buckets, kinds, base.launch_us, f"measured: {csv_path}", True,
-                           gpu=", ".join(sorted(gpus)), date=max(dates) if dates else "")
+        kinds.setdefault(kind, list(base.kinds["linear"]))[index] = round(statistics.median(values), 4)
+    rows = list(newest.values())
+    versions = {name: ", ".join(sorted({r.get(name, "") for r in rows} - {""})) for name in ("torch", "triton", "cuda")}
+    return EfficiencyTable(
+        base.buckets, kinds, base.launch_us, f"measured: {Path(csv_path).name} ({len(rows)} rows)", True,
+        gpu=", ".join(sorted({r.get("gpu_name", "") for r in rows} - {""})),
+        date=max(r.get("date", "") for r in rows), versions={k: v for k, v in versions.items() if v},
+        measured_cells=sorted(f"{kind}[{index}]" for kind, index in samples))
 
+
+def write_table(table: EfficiencyTable, path: str | Path, note: str = "") -> None:
+    """An efficiency YAML that `EfficiencyTable(**yaml)` reads back (the format of efficiency.yaml)."""
+    header = "".join(f"# {line}\n" for line in note.splitlines())
+    body = yaml.safe_dump(dataclasses.asdict(table), sort_keys=False, default_flow_style=None, width=110)
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(header + body)
+    tmp.replace(path)  # never a half-written table

@@ -35,6 +35,7 @@ class Solution:
     kind: str | None = None  # too_small | too_large | rounding | share | invalid
     train_flops_per_example: float = math.nan  # as the solver predicts it
     seq_share: float = math.nan  # realised share
+    b200_us_per_example: float = math.nan  # predicted, when the budget is B200 time (time_solver.py)
     widths: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -133,6 +134,14 @@ class BudgetSolver:
         return _Structure(poly, None, multiples, bounds)
 
     # -- solve ---------------------------------------------------------------------------------------------------
+    def reach(self, alloc: Allocation) -> tuple[float, float] | None:
+        """(narrowest, widest) training FLOPs per example that the allocation's structure can have, whatever the
+        budget; None when the structure is invalid."""
+        st = self._structure(alloc)
+        if st.poly is None:
+            return None
+        return st.poly.output([b[0] for b in st.bounds], 0), st.poly.output([b[1] for b in st.bounds], 0)
+
     def solve(self, alloc: Allocation) -> Solution:
         st = self._structure(alloc)
         if st.poly is None:
