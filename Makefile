@@ -24,7 +24,7 @@ test: $(STAMP) lint
 # A real search on the embedded synthetic data (SQLite storage, local Optuna), then its Pareto front and plots.
 # Running it again resumes the same study (nothing to do once it holds its trials) and reprints the front.
 demo: $(STAMP)
-	$(VENV)/bin/kunlun search demo --trials $(DEMO_TRIALS) --out results/demo $$(test -f results/demo/study.json && echo --resume)
+	$(VENV)/bin/kunlun search demo --budget 4e6 --trials $(DEMO_TRIALS) --out results/demo $$(test -f results/demo/study.json && echo --resume)
 	$(VENV)/bin/kunlun pareto results/demo
 
 clean:
