@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One lease of a GPU machine: install, then the named stages. Every stage is logged to $OUT/log.txt with its exit
 # status and time limit, and a failing stage does not stop the next one (a lease is too short to rerun).
-#   bash benchmarks/gpu_session.sh setup test matmul gdpa-pffn ...
+#   KUNLUN_BENCH_COMMIT=<sha> bash benchmarks/gpu_session.sh setup test-gpu matmul gdpa-pffn ...
+# (the machine may get a stale .git, so the rows' commit is named by the caller). Stages and their limits are below;
+# a 10-minute command fits about setup + test-gpu + matmul + one gdpa stage.
 set -u
 OUT=${OUT:-results/gpu_out}
 mkdir -p "$OUT"
@@ -34,6 +36,7 @@ for s in "$@"; do
     gdpa-swa-ref) stage gdpa-swa-ref 300 python benchmarks/bench_gdpa.py --csv "$OUT/kernels.csv" --ops swa \
              --providers reference,compile ;;
     train) stage train 300 python benchmarks/train_step.py --csv "$OUT/train_step.csv" ;;
+    train-fast) KUNLUN_GDPA_AUTOTUNE=off stage train-fast 300 python benchmarks/train_step.py --csv "$OUT/train_step.csv" ;;
     train-compile) stage train-compile 300 python benchmarks/train_step.py --compile --csv "$OUT/train_step.csv" ;;
     presets) stage presets 240 python benchmarks/train_step.py --presets --csv "$OUT/train_step.csv" ;;
     *) echo "unknown stage $s" | tee -a "$LOG" ;;

@@ -19,6 +19,8 @@ kernel would serialise the whole batch on a handful of programs.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -277,6 +279,10 @@ def _configs(shapes: list[tuple[int, int, int, int]]) -> list[triton.Config]:
     # small test shapes cross block boundaries.
     if triton_interpreting():
         return [triton.Config({"BLOCK_M": 32, "BLOCK_N": 32}, num_warps=4, num_stages=1)]
+    # A model has a few dozen kernel keys (stream x module x pass), each compiling and timing every config on
+    # first use: minutes. KUNLUN_GDPA_AUTOTUNE=off takes the first config of each list instead.
+    if os.environ.get("KUNLUN_GDPA_AUTOTUNE", "on") == "off":
+        shapes = shapes[:1]
     return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s in shapes]
 
 
