@@ -7,6 +7,8 @@ DEMO_TRIALS ?= 8
 
 .PHONY: install test lint demo clean
 
+# The `postgres` extra (psycopg with its binary wheel) is installed too: tests/search/test_postgres.py needs the driver;
+# the server is the Debian package, which .ci/run installs when it can (the test skips with the reason otherwise).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

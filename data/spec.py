@@ -24,8 +24,11 @@ def open_data(spec: str, seed: int = 0, examples: int = DEFAULT_EXAMPLES,
     if kind == "synthetic" and not path:
         return SyntheticDataset(None, seed, examples).dataset(split)
     if kind in READERS and path:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            table, malformed = READERS[kind](Path(path).expanduser())
-        return build_dataset(table, spec, split, malformed)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                table, malformed = READERS[kind](Path(path).expanduser())
+            return build_dataset(table, spec, split, malformed)
+        except ConfigError as e:  # a reader names the file; the key is the data spec's
+            raise ConfigError(e.path or "data", e.message, e.file or path) from None
     raise ConfigError("--data", f"unknown data spec {spec!r} (allowed: {', '.join(KINDS)})")

@@ -276,6 +276,9 @@ class TrainConfig:
             raise ConfigError(f"{path}.min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
         if self.weight_decay < 0 or self.eval_every < 0:
             raise ConfigError(path, "weight_decay and eval_every must be >= 0")
+        for name in ("seed", "data_seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{path}.{name}" if path else name, f"must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from kunlun.space.solver import BudgetSolver
 from kunlun.space.space import RandomTrial, SearchSpace
+from kunlun.space.time_solver import solver_for
 
 
 def dry_run(space: SearchSpace, samples: int) -> dict[str, Any]:
     from kunlun.model.count import count_flops
 
-    solver = BudgetSolver(space)
+    solver = solver_for(space)
     flops, shares, dense, sparse = [], [], [], []
     reasons: Counter[str] = Counter()
     for i in range(samples):

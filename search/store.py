@@ -1,4 +1,13 @@
-"""A study folder (DESIGN.md "Results"): storage URLs, study.json, trials.csv, and the Optuna study itself."""
+"""A study folder (DESIGN.md "Results"): storage URLs, study.json, trials.csv, and the Optuna study itself.
+
+Liveness of RUNNING trials (a `kill -9` leaves them behind): the process that claims a trial keeps it alive with a
+`Lease` until it tells the outcome. SQL storages use Optuna's own heartbeat (`RDBStorage(heartbeat_interval=...,
+grace_period=...)`); the journal storage has none in Optuna 5, so there the lease is ours: the system attr
+`kunlun:lease` holds the time of the owner's last beat. `fail_stale` turns a RUNNING trial whose beats stopped for
+longer than the grace period into FAIL with `fail_reason` "interrupted: ..." and queues one retry of it (a WAITING
+trial with the same params, Optuna's `failed_trial` / `retry_history` system attrs; at most MAX_RETRIES per original
+trial). `KUNLUN_HEARTBEAT=INTERVAL[,GRACE]` (seconds, default 10,60) sets both; tests use 1 s.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,9 @@ import io
 import json
 import math
 import os
+import threading
+import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -75,8 +87,149 @@ def open_storage(url: str) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
-                                      if url.startswith("sqlite") else {})
+    interval, grace = heartbeat()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}
+                                          if url.startswith("sqlite") else {},
+                                          heartbeat_interval=interval, grace_period=grace)
+
+
+HEARTBEAT_ENV = "KUNLUN_HEARTBEAT"
+DEFAULT_HEARTBEAT = (10, 60)
+LEASE = "kunlun:lease"  # system attr: unix time of the last beat (journal) or of the claim (SQL storages)
+MAX_RETRIES = 2  # retries of one interrupted trial (a trial that kills its process every time is given up)
+
+
+def heartbeat() -> tuple[int, int]:
+    """(interval, grace period) in seconds, from KUNLUN_HEARTBEAT=INTERVAL[,GRACE] (GRACE default 3 x INTERVAL)."""
+    raw = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_HEARTBEAT
+    try:
+        parts = [int(x) for x in raw.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts.append(3 * parts[0])
+    if len(parts) != 2 or not 0 < parts[0] < parts[1]:
+        raise ConfigError(HEARTBEAT_ENV, f"{raw!r} is not INTERVAL[,GRACE] in whole seconds with "
+                          "0 < INTERVAL < GRACE (e.g. 10,60)")
+    return parts[0], parts[1]
+
+
+def _heartbeat_enabled(storage: Any) -> bool:
+    return getattr(storage, "get_heartbeat_interval", lambda: None)() is not None
+
+
+def ask(study: Any) -> Any:
+    """study.ask() without Optuna's warning that heartbeats are meant for Study.optimize (we keep them ourselves)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        return study.ask()
+
+
+class Lease:
+    """Keeps this process's claimed trials alive in the storage, from a daemon thread, every INTERVAL seconds: when
+    the process dies the beats stop and, after the grace period, `fail_stale` fails and retries its trials."""
+
+    def __init__(self, study: Any):
+        self.storage = study._storage
+        self.interval = heartbeat()[0]
+        self.ids: set[int] = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its searcher: a copy holds no trials, no thread
+        return {"storage": self.storage}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(type("Study", (), {"_storage": state["storage"]}))
+
+    def add(self, trial_id: int) -> None:
+        if _heartbeat_enabled(self.storage):
+            self.storage.record_heartbeat(trial_id)  # before the marker: a marked trial always has a heartbeat
+        self.storage.set_trial_system_attr(trial_id, LEASE, time.time())
+        with self.lock:
+            self.ids.add(trial_id)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="kunlun-lease", daemon=True)
+                self.thread.start()
+
+    def remove(self, trial_id: int) -> None:
+        with self.lock:
+            self.ids.discard(trial_id)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            with self.lock:
+                ids = list(self.ids)
+            for trial_id in ids:
+                try:
+                    if _heartbeat_enabled(self.storage):
+                        self.storage.record_heartbeat(trial_id)
+                    else:
+                        self.storage.set_trial_system_attr(trial_id, LEASE, time.time())
+                except Exception:  # finished meanwhile, or a storage hiccup: the next beat tries again
+                    pass
+
+
+def fail_stale(study: Any) -> list[int]:
+    """FAIL (reason: interrupted) every RUNNING trial whose owner stopped beating more than the grace period ago, and
+    queue a retry of each; returns their numbers. SQL storages: Optuna's heartbeat decides; journal storages, and
+    any trial that never got a lease (its process died right after claiming it): the lease attr or the start time."""
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    grace = heartbeat()[1]
+    stale: set[int] = set()
+    sql = _heartbeat_enabled(storage)
+    if sql:
+        stale.update(storage._get_stale_trial_ids(study._study_id))  # BaseHeartbeat's interface
+    now = time.time()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        lease = t.system_attrs.get(LEASE)
+        if sql and lease is not None:
+            continue
+        last = lease if lease is not None else (t.datetime_start.timestamp() if t.datetime_start else now)
+        if now - last > grace:
+            stale.add(t._trial_id)
+    return [n for n in (fail_and_retry(study, i, f"interrupted: no heartbeat for {grace} s (its process died)")
+                        for i in sorted(stale)) if n is not None]
+
+
+def fail_and_retry(study: Any, trial_id: int, reason: str) -> int | None:
+    """FAIL a RUNNING trial with `reason` and queue a retry (same params); its number, or None when it had finished
+    meanwhile (another process got there first)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return None
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    trial = storage.get_trial(trial_id)
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) <= MAX_RETRIES:
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+            system_attrs={"failed_trial": trial.system_attrs.get("failed_trial", trial.number),
+                          "retry_history": history}))
+    return trial.number
+
+
+def seed_number(study: Any, trial: Any) -> int:
+    """The trial number that fixes a trial's initialisation seed: a retry keeps its original trial's."""
+    return int(study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial", trial.number))
 
 
 def load_study(out: Path, info: StudyInfo | None = None) -> Any:

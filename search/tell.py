@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from kunlun.search.trial import Outcome
@@ -14,14 +15,23 @@ def record_attrs(trial: Any, attrs: dict[str, Any]) -> None:
         trial.set_user_attr(key, value)
 
 
-def tell(study: Any, trial: Any, outcome: Outcome) -> None:
+def tell(study: Any, trial: Any, outcome: Outcome) -> bool:
+    """False when the trial was no longer RUNNING: failed as interrupted while it ran (its heartbeat missed the grace
+    period: a stalled process, a lost storage connection); its retry is queued, this result is dropped."""
+    import optuna
     from optuna.trial import TrialState
 
-    record_attrs(trial, outcome.attrs)
-    if outcome.state in ("complete", "infeasible"):
-        trial.set_constraint(CONSTRAINT, 1.0 if outcome.state == "infeasible" else 0.0)
-        study.tell(trial, outcome.values)
-    elif outcome.state == "pruned":
-        study.tell(trial, state=TrialState.PRUNED)
-    else:
-        study.tell(trial, state=TrialState.FAIL)
+    try:
+        record_attrs(trial, outcome.attrs)
+        if outcome.state in ("complete", "infeasible"):
+            trial.set_constraint(CONSTRAINT, 1.0 if outcome.state == "infeasible" else 0.0)
+            study.tell(trial, outcome.values, skip_if_finished=True)
+        elif outcome.state == "pruned":
+            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        else:
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        print(f"kunlun search: trial {trial.number} was failed as interrupted while it ran (no heartbeat within the "
+              "grace period); its result is dropped, its retry is queued", file=sys.stderr)
+        return False
+    return True

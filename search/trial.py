@@ -2,12 +2,36 @@
 
 The backends (Optuna workers, Ray Tune) wrap `run_trial` and turn its `Outcome` into an Optuna trial state:
 COMPLETE (feasible), COMPLETE with +inf and a positive constraint (infeasible), FAIL, or PRUNED.
+
+A fault in a trial is data, not the end of the search: an exception, a NaN/inf training loss or evaluation metric,
+running out of memory (CUDA, or the host cap below) make the trial FAIL with `fail_reason` ("out of memory: ..." for
+the memory faults) and the search goes on. A trial whose process dies (kill -9, the kernel's OOM killer) is failed
+and retried by the backend (store.fail_stale, local.run_local, Ray's FailureConfig).
+
+`KUNLUN_TRIAL_MEMORY=SIZE` (e.g. 4G, 512M, bytes) caps the host memory of each process that runs trials (worker
+processes, Ray workers; with it the optuna backend always runs its trials in worker processes): RLIMIT_DATA, so an
+allocation past the cap fails inside the trial instead of the kernel killing the process.
+
+`KUNLUN_FAULTS` is test-only fault injection, inert unless set: a comma-separated list of KIND@N, each firing once
+in trial number N (then a marker file `fault-KIND` in the trial folder holds the pid of the process running the
+trial; a trial that Ray re-runs after a crash runs clean):
+  crash@N   the process running trial N kills itself (SIGKILL) after sampling: the search with --workers 1, a worker
+            process, a Ray worker
+  slow@N:S  trial N sleeps S seconds (default 30) after sampling (its heartbeats go on): time to kill the search
+  raise@N   trial N raises RuntimeError("injected fault")
+  nan@N     trial N's training loss is NaN from its second step
+  oom@N     trial N runs out of GPU memory (on CUDA: allocates twice the GPU; on CPU: raises
+            torch.OutOfMemoryError, as a full GPU does)
+  hog@N     trial N allocates twice KUNLUN_TRIAL_MEMORY of host memory at once (needs the cap)
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import resource
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -45,16 +69,20 @@ def objectives() -> list[str]:
 
 
 def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number: int, folder: Path,
-              report: Report | None = None) -> Outcome:
+              report: Report | None = None, seed_number: int | None = None) -> Outcome:
+    """`seed_number` (default `number`) fixes the initialisation seed: a retried trial passes its original's."""
     folder.mkdir(parents=True, exist_ok=True)
     log = _Log(folder / "log.txt")
     attrs: dict[str, Any] = dict.fromkeys(ATTRS)
-    attrs["seed"] = space.spec.seed + number
+    attrs["seed"] = space.spec.seed + (number if seed_number is None else seed_number)
+    faults = injected_faults(number, folder)
     try:
         alloc = space.sample(trial)
         attrs.update(family=alloc.family, compskip=alloc.schedule_label(), sampled_seq_share=alloc.seq_share,
                      windows=json.dumps({n: s.window for n, s in alloc.streams.items()}))
         log(f"trial {number}: allocation {alloc}")
+        for kind, arg in faults:
+            _fire(kind, arg, folder, log)
         solution = solver.solve(alloc)
         if not solution.feasible:
             log(f"infeasible: {solution.reason}")
@@ -66,22 +94,129 @@ def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number
                              "budget_kind": space.spec.budget.kind}
         attrs.update(_price(config))
         budget = space.spec.budget
-        if abs(attrs["train_flops_per_example"] - budget.amount) > budget.tolerance * budget.amount:
-            raise RuntimeError(f"the solver's config has {attrs['train_flops_per_example']:.4g} FLOPs/example, "
-                               f"off the budget {budget.amount:.4g}: a solver bug")
+        landed, unit = ((attrs["b200_us_per_example"], "B200 us/example") if budget.kind == "b200_time"
+                        else (attrs["train_flops_per_example"], "FLOPs/example"))
+        if abs(landed - budget.amount) > budget.tolerance * budget.amount:
+            raise RuntimeError(f"the solver's config has {landed:.4g} {unit}, off the budget {budget.amount:.4g}: "
+                               "a solver bug")
         attrs["config_yaml"] = config.to_yaml()
         log(f"widths {solution.widths}; {attrs['train_flops_per_example']:.4g} training FLOPs/example, "
             f"sequence share {attrs['seq_share']:.3f} (sampled {alloc.seq_share:.3f})")
-        attrs.update(train_config(config, folder, report, log))
+        attrs.update(train_config(config, folder, report, log, poison=any(k == "nan" for k, _ in faults)))
         log(f"NE {attrs['ne']:.5f} AUC {attrs['auc']:.4f}")
         return Outcome("complete", [attrs[k] for k in objectives()], attrs)
     except Pruned:
         log("pruned")
         return Outcome("pruned", attrs=attrs)
     except Exception as e:  # a failed trial is data for the study, not the end of the search
-        attrs["fail_reason"] = f"{type(e).__name__}: {e}"
+        attrs["fail_reason"] = fail_reason(e)
         log(traceback.format_exc())
+        log(f"failed: {attrs['fail_reason']}")
+        _release_memory(e)
         return Outcome("fail", attrs=attrs)
+
+
+def fail_reason(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}"
+    return f"out of memory: {text}" if is_oom(e) else text
+
+
+def is_oom(e: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator refusing (e.g. past KUNLUN_TRIAL_MEMORY)."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    text = str(e).lower()
+    return "can't allocate memory" in text or "out of memory" in text or "cannot allocate memory" in text
+
+
+def _release_memory(e: BaseException) -> None:
+    if is_oom(e):
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next trial in this process gets the memory back
+
+
+# --- host memory cap (KUNLUN_TRIAL_MEMORY) ---
+
+MEMORY_ENV = "KUNLUN_TRIAL_MEMORY"
+
+
+def memory_cap() -> int | None:
+    """Bytes from KUNLUN_TRIAL_MEMORY (4G, 512M, 100K or bytes), None when unset."""
+    raw = os.environ.get(MEMORY_ENV, "").strip()
+    if not raw:
+        return None
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(raw[-1].upper(), 1)
+    try:
+        value = float(raw[:-1] if scale > 1 else raw) * scale
+    except ValueError:
+        value = 0
+    if value <= 0:
+        from kunlun.model.yamlio import ConfigError
+
+        raise ConfigError(MEMORY_ENV, f"{raw!r} is not a memory size (e.g. 4G, 512M)")
+    return int(value)
+
+
+def apply_memory_cap() -> int | None:
+    """Cap this process's data segment (RLIMIT_DATA: heap and anonymous mappings) at KUNLUN_TRIAL_MEMORY; call it
+    in a process that only runs trials. Returns the cap."""
+    cap = memory_cap()
+    if cap is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    return cap
+
+
+# --- fault injection (KUNLUN_FAULTS, tests only) ---
+
+FAULTS_ENV = "KUNLUN_FAULTS"
+FAULT_KINDS = ("crash", "slow", "raise", "nan", "oom", "hog")
+
+
+def injected_faults(number: int, folder: Path) -> list[tuple[str, str]]:
+    """The faults KUNLUN_FAULTS injects into trial `number` (each once per trial folder); [] when unset."""
+    raw = os.environ.get(FAULTS_ENV, "").strip()
+    if not raw:
+        return []
+    out = []
+    for item in raw.split(","):
+        kind, _, rest = item.strip().partition("@")
+        target, _, arg = rest.partition(":")
+        if kind not in FAULT_KINDS or not target.isdigit():
+            raise ValueError(f"{FAULTS_ENV}: {item!r} is not KIND@TRIAL (kinds: {', '.join(FAULT_KINDS)})")
+        if int(target) == number and not (folder / f"fault-{kind}").exists():
+            out.append((kind, arg))
+    return out
+
+
+def _fire(kind: str, arg: str, folder: Path, log: _Log) -> None:
+    (folder / f"fault-{kind}").write_text(f"{os.getpid()}\n")  # the pid of the process running the trial
+    log(f"injected fault: {kind}")
+    if kind == "crash":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "slow":
+        time.sleep(float(arg or 30))
+    elif kind == "raise":
+        raise RuntimeError("injected fault")
+    elif kind == "oom":
+        import torch
+
+        if torch.cuda.is_available():  # a real one: more than the GPU holds
+            torch.empty(2 * torch.cuda.mem_get_info()[1], dtype=torch.uint8, device="cuda")
+        raise torch.OutOfMemoryError("CUDA out of memory (injected fault)")
+    elif kind == "hog":
+        import torch
+
+        cap = memory_cap()
+        if cap is None:
+            raise ValueError(f"hog needs {MEMORY_ENV}")
+        hog = torch.empty(2 * cap, dtype=torch.uint8)  # past the cap: the allocator refuses
+        hog.fill_(1)
 
 
 def _price(config: Any) -> dict[str, Any]:
@@ -98,8 +233,9 @@ def _price(config: Any) -> dict[str, Any]:
     return out
 
 
-def train_config(config: Any, folder: Path, report: Report | None = None, log: _Log | None = None) -> dict[str, Any]:
-    """Build and fit one config; curve.csv (and log lines) go into folder."""
+def train_config(config: Any, folder: Path, report: Report | None = None, log: _Log | None = None,
+                 poison: bool = False) -> dict[str, Any]:
+    """Build and fit one config; curve.csv (and log lines) go into folder. `poison`: the injected NaN-loss fault."""
     import torch
 
     from kunlun.data.loader import EvalLoader, TrainLoader
@@ -112,6 +248,8 @@ def train_config(config: Any, folder: Path, report: Report | None = None, log: _
     data = open_cached(t.data, t.data_seed, t.data_examples)
     torch.manual_seed(t.seed)
     model = KunlunModel(config)
+    if poison:
+        _poison_loss(model)
     max_lens = {name: config.model.stream(name).max_len for name in config.stream_names}
     loader = TrainLoader(data, max_lens, t.batch_size, t.examples, seed=t.seed)
     evaluation = EvalLoader(data, max_lens, t.eval_batch_size)
@@ -137,6 +275,17 @@ def train_config(config: Any, folder: Path, report: Report | None = None, log: _
     log(f"fit: {result.examples} examples in {time.perf_counter() - start:.1f} s")
     return {"ne": m["ne"], "auc": m["auc"], "logloss": m["logloss"],
             "examples_per_second": result.examples_per_second}
+
+
+def _poison_loss(model: Any) -> None:
+    loss, steps = model.loss, [0]
+
+    def poisoned(batch: Any) -> Any:
+        steps[0] += 1
+        value = loss(batch)
+        return value * float("nan") if steps[0] >= 2 else value
+
+    model.loss = poisoned
 
 
 class _Log:

@@ -142,6 +142,14 @@ class BudgetSolver:
             return None
         return st.poly.output([b[0] for b in st.bounds], 0), st.poly.output([b[1] for b in st.bounds], 0)
 
+    def extremes(self, alloc: Allocation) -> tuple[KunlunConfig, KunlunConfig] | None:
+        """The narrowest and the widest config of the allocation's structure (not validated: for pricing the ends of
+        its range); None when the structure is invalid."""
+        st = self._structure(alloc)
+        if st.poly is None:
+            return None
+        return self.build(alloc, [b[0] for b in st.bounds]), self.build(alloc, [b[1] for b in st.bounds])
+
     def solve(self, alloc: Allocation) -> Solution:
         st = self._structure(alloc)
         if st.poly is None:

@@ -203,9 +203,13 @@ def _base_config(spec: SpaceSpec) -> KunlunConfig:
     if kind != "synthetic" and not path:
         raise ConfigError("data", f"the {spec.name!r} space trains on {kind} data: pass --data {kind}:PATH")
     data = open_cached(config.train.data, config.train.data_seed, config.train.data_examples)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # architecture streams the data lacks are dropped on purpose
-        config = config.with_schema(data.schema, data.workload)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # architecture streams the data lacks are dropped on purpose
+            config = config.with_schema(data.schema, data.workload)
+    except ConfigError as e:  # the base (with `fixed`) does not fit the data's schema
+        raise ConfigError(f"fixed.{e.path}" if e.path else "fixed", f"{e.message}, with the schema of data "
+                          f"{spec.data} (base {spec.base or 'defaults'})") from None
     if not config.schema.streams and "wukong" not in spec.params.family:
         raise ConfigError("data", f"{spec.data!r} has no event streams: only family 'wukong' can run")
     return config

@@ -156,5 +156,7 @@ class SpaceSpec:
                 raise ConfigError(f"fixed.{key}", f"unknown section (allowed: {', '.join(allowed)})")
         if self.examples is not None and self.examples < 1:
             raise ConfigError("examples", f"must be >= 1, got {self.examples}")
+        if self.seed < 0:
+            raise ConfigError("seed", f"must be >= 0, got {self.seed}")
         if not self.name or "/" in self.name:
             raise ConfigError("name", f"must be a non-empty name without '/', got {self.name!r}")

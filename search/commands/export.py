@@ -23,11 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from kunlun.model.config import KunlunConfig
     from kunlun.model.yamlio import load_yaml_text
-    from kunlun.search.front import groups, knee, pareto_front, study_folders
+    from kunlun.search.checks import check_study_folders
+    from kunlun.search.front import groups, knee, pareto_front
     from kunlun.search.provenance import provenance
     from kunlun.search.store import StudyInfo, load_study, trial_status
 
-    folders = study_folders(args.dir)
+    if args.output is not None and args.output.is_dir():
+        raise UsageError(f"-o {args.output} is a folder (allowed: a YAML file path)")
+    folders = check_study_folders(args.dir)
     if len(folders) != 1:
         raise UsageError(f"{args.dir} holds {len(folders)} studies: export from one study folder")
     info = StudyInfo.read(folders[0])

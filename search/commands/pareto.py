@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.reeval < 0:
         raise UsageError(f"--reeval must be >= 0, got {args.reeval}")
+    from kunlun.search.checks import check_study_folders
+
+    check_study_folders(args.dir)  # study.json and a storage that holds the study, before anything is written
     gs = groups(args.dir)
     rows = []
     for g in gs:

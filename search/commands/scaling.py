@@ -1,5 +1,7 @@
 """`kunlun scaling SPACE (--budgets B1,B2,... | --num-budgets K --budget-step 4x) [--trials N] [--target B]
-[--from DIR...] --out DIR`: one study per budget and family (a folder of studies), then NE-vs-compute fits."""
+[--repeats K] [--from DIR...] --out DIR`: one study per budget and family (a folder of studies); the best trial of each
+retrained with K seeds in all (no new study; the seed NEs kept in scaling.json and reused on a rerun); then the
+NE-vs-compute fits and the allocation extrapolation of search/scaling.py."""
 
 from __future__ import annotations
 
@@ -21,7 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-budgets", type=int, help="K budgets ending at the space's budget")
     parser.add_argument("--budget-step", default="4x", help="factor between consecutive budgets (default 4x)")
     parser.add_argument("--trials", type=int, default=10, help="COMPLETE trials per budget and family")
-    parser.add_argument("--target", help="also predict each family's NE at this budget")
+    parser.add_argument("--target", help="also extrapolate each family's NE and best allocation (sequence share, "
+                        "schedule, windows) to this budget, with their uncertainty")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="start each budget's study from the best allocations of the smaller budgets")
+    parser.add_argument("--repeats", type=int, default=3, metavar="K",
+                        help="seeds per budget and family for the best trial, the original one included (default 3; "
+                        "1: no retraining); kept in scaling.json and reused when rerun on the same --out")
     parser.add_argument("--from", dest="sources", nargs="+", type=Path, default=[],
                         help="existing study folders (or folders of them) to reuse")
     parser.add_argument("--out", type=Path, required=True, help="the folder of studies")
@@ -34,12 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _budgets(args: argparse.Namespace, space_budget: float) -> list[float]:
-    from kunlun.space.budget import parse_budget
+    from kunlun.search.checks import check_budget_flag
 
     if args.budgets and args.num_budgets:
         raise UsageError("give --budgets or --num-budgets, not both")
     if args.budgets:
-        return sorted(parse_budget(b.strip(), "--budgets", "flops") for b in args.budgets.split(","))
+        return sorted(check_budget_flag("--budgets", b.strip(), "flops") for b in args.budgets.split(","))
     if args.num_budgets is None:
         return []
     if args.num_budgets < 1:
@@ -55,22 +63,45 @@ def _budgets(args: argparse.Namespace, space_budget: float) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kunlun.search.checks import (
+        at_least,
+        check_backend,
+        check_budget,
+        check_budget_flag,
+        check_out,
+        check_study_folders,
+    )
     from kunlun.search.cli import main as kunlun
-    from kunlun.search.scaling import fit, report, write_png
+    from kunlun.search.scaling import fit, report, summary, write_png
     from kunlun.search.store import budget_tag
-    from kunlun.space.budget import parse_budget
     from kunlun.space.space import SearchSpace
 
-    space = SearchSpace.load(args.space, **{k: v for k, v in (("data", args.data), ("examples", args.examples),
-                                                               ("seed", args.seed)) if v is not None})
+    for flag, value, low in (("--trials", args.trials, 1), ("--workers", args.workers, 1),
+                             ("--examples", args.examples, 1), ("--seed", args.seed, 0)):
+        at_least(flag, value, low)
+    check_backend(args)
+    check_out(args.out)
+    target = check_budget_flag("--target", args.target, "flops") if args.target else None
+    overrides = {k: v for k, v in (("data", args.data), ("examples", args.examples), ("seed", args.seed))
+                 if v is not None}
+    space = SearchSpace.load(args.space, **overrides)
     budgets = _budgets(args, space.spec.budget.amount)
-    target = parse_budget(args.target, "--target", "flops") if args.target else None
     if not budgets and not args.sources:
         raise UsageError("nothing to fit: give --budgets, --num-budgets or --from")
-    points = _points(args.sources)
+    for source in args.sources:
+        check_study_folders(source)
+    # every budget of every family must be reachable before the first study starts (no half-run scaling folder)
+    key = "--budgets" if args.budgets else "--num-budgets/--budget-step"
+    for family in space.spec.params.family if budgets else ():
+        for budget in budgets:  # the space each study will search (the same overrides `kunlun search` gets)
+            check_budget(SearchSpace.load(args.space, **overrides, family=family, budget=repr(budget)),
+                         f"{key} (family {family})")
+    at_least("--repeats", args.repeats, 1)
+    trials = _trials(args.sources)
+    smaller: dict[str, list[Path]] = {}  # per family, the studies of the budgets already run (ascending)
     for budget in budgets:
         for family in space.spec.params.family:
-            if (budget, family) in points:
+            if (budget, family) in trials:
                 continue  # reused from --from
             folder = args.out / f"{space.spec.name}-{budget_tag(budget)}-{family}"
             argv = ["search", args.space, "--budget", repr(budget), "--family", family, "--trials",
@@ -79,43 +110,96 @@ def run(args: argparse.Namespace) -> int:
                                        ("--address", args.address)) if v is not None for x in (flag, str(v))]
             if (folder / "study.json").is_file():
                 argv.append("--resume")
+            elif args.warm_start and smaller.get(family):
+                argv += ["--warm-start", *map(str, smaller[family])]
+            smaller.setdefault(family, []).append(folder)
             with contextlib.redirect_stdout(sys.stderr):  # stdout carries the one JSON document
                 code = kunlun(argv)
             if code != 0:
                 return code
     if budgets:
-        for key, point in _points([args.out]).items():
-            points.setdefault(key, point)
+        for key, ts in _trials([args.out]).items():
+            trials.setdefault(key, ts)
+    if not trials:
+        raise UsageError("no study has a complete feasible trial to fit")
+    points = _repeat(trials, args.repeats, _previous_seeds(args.out / "scaling.json"))
     fits = {}
     for family in sorted({f for _, f in points}):
-        pts = [points[k] for k in sorted(points) if k[1] == family]
-        fits[family] = fit(pts)
-    if not fits:
-        raise UsageError("no study has a complete feasible trial to fit")
+        fits[family] = fit([points[k] for k in sorted(points) if k[1] == family])
+    by_family: dict[str, list[dict]] = {}
+    for (_, family), ts in sorted(trials.items()):
+        by_family.setdefault(family, []).extend(
+            {k: t[k] for k in ("budget", "ne", "params", "study", "trial", "seq_share_range")} for t in ts)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = report(fits, target)
-    (args.out / "scaling.json").write_text(json.dumps(_finite(result), indent=2) + "\n")
-    write_png(fits, args.out / "scaling.png")
-    for name, f in fits.items():
-        print(f"kunlun scaling: {name}: eta {f.exponent:.4g} (CI {f.ci}), r2 {f.r2}, {len(f.points)} budgets",
-              file=sys.stderr)
-    print(json.dumps(_finite(result), indent=2))
+    result = _finite(report(fits, target, by_family))
+    tmp = args.out / "scaling.json.tmp"  # scaling.json also caches the seed repeats: never leave it half-written
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(args.out / "scaling.json")
+    write_png(fits, args.out / "scaling.png", target)
+    for line in summary(result):
+        print(f"kunlun scaling: {line}", file=sys.stderr)
+    print(json.dumps(result, indent=2))
     return 0
 
 
-def _points(sources: list[Path]) -> dict[tuple[float, str], dict]:
-    """(budget, family) -> the best feasible trial there, over the given study folders."""
+def _trials(sources: list[Path]) -> dict[tuple[float, str], list[dict]]:
+    """(budget, family) -> its COMPLETE feasible trials with a finite NE, over the given study folders."""
     from kunlun.search.front import groups
 
-    best: dict[tuple[float, str], dict] = {}
+    out: dict[tuple[float, str], list[dict]] = {}
     for source in sources:
         for g in groups(source):
             for folder, t in g.feasible():
                 ne = t.user_attrs.get("ne")
-                key = (g.budget, g.family)
-                if ne is not None and math.isfinite(ne) and (key not in best or ne < best[key]["ne"]):
-                    best[key] = {"budget": g.budget, "ne": ne, "trial": t.number, "study": Path(folder).name}
-    return best
+                if ne is not None and math.isfinite(ne):
+                    out.setdefault((g.budget, g.family), []).append(
+                        {"budget": g.budget, "family": g.family, "ne": ne, "trial": t.number,
+                         "study": Path(folder).name, "params": dict(t.params), "seed": t.user_attrs.get("seed"),
+                         "config_yaml": t.user_attrs.get("config_yaml"), "seq_share_range": _range(t, "seq_share")})
+    return out
+
+
+def _range(t, name: str) -> list[float] | None:
+    """[low, high] of a trial's numeric Optuna distribution `name` (None when it has none)."""
+    d = t.distributions.get(name)
+    return [float(d.low), float(d.high)] if hasattr(d, "low") else None
+
+
+def _repeat(trials: dict[tuple[float, str], list[dict]], repeats: int,
+            previous: dict[tuple, dict[int, float]]) -> dict[tuple[float, str], dict]:
+    """(budget, family) -> the point of its best trial, retrained with `repeats` seeds in all (NEs reused from
+    `previous` where the same trial and seed are there)."""
+    from kunlun.search.scaling import repeat_seeds
+
+    def log(msg: str) -> None:
+        print(f"kunlun scaling: repeats: {msg}", file=sys.stderr)
+
+    points = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        for key, ts in sorted(trials.items()):
+            best = min(ts, key=lambda t: t["ne"])
+            point = {k: best[k] for k in ("budget", "family", "ne", "trial", "study")}
+            cached = previous.get((best["study"], best["trial"], best["budget"], best["family"]))
+            points[key] = repeat_seeds(point, best["config_yaml"], best["seed"], repeats, cached, log)
+    return points
+
+
+def _previous_seeds(path: Path) -> dict[tuple, dict[int, float]]:
+    """(study, trial, budget, family) -> {seed: NE} from an earlier scaling.json in --out (empty when none)."""
+    try:
+        result = json.loads(path.read_text())
+        out = {}
+        for family, fam in result["families"].items():
+            for p in fam["points"]:
+                seeds, nes = p.get("seeds") or [], p.get("ne_seeds") or []
+                if len(seeds) == len(nes) and all(isinstance(x, (int, float)) for x in nes):
+                    out[(p["study"], p["trial"], p["budget"], family)] = dict(zip(seeds, nes))
+        return out
+    except FileNotFoundError:
+        return {}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        print(f"kunlun scaling: {path}: unreadable ({e}): seed repeats are retrained", file=sys.stderr)
+        return {}
 
 
 def _finite(v):

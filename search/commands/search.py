@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="study seed: data, evaluation set, sampler (default: the space's)")
     parser.add_argument("--sampler", choices=SAMPLERS, default="auto",
                         help="auto: TPE for one objective, NSGA-II for several")
+    parser.add_argument("--warm-start", nargs="+", type=Path, default=[], metavar="STUDY",
+                        help="study folders (or folders of them) whose best allocations run first (smaller budgets)")
+    parser.add_argument("--warm-start-top", type=int, default=3, help="allocations taken from --warm-start (default 3)")
     parser.add_argument("--dry-run", action="store_true", help="sample the space and report what lands")
     parser.add_argument("--samples", type=int, default=200, help="samples for --dry-run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -45,9 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     for flag, value, low in (("--trials", args.trials, 1), ("--workers", args.workers, 1),
-                             ("--examples", args.examples, 1), ("--samples", args.samples, 1)):
+                             ("--examples", args.examples, 1), ("--samples", args.samples, 1),
+                             ("--warm-start-top", args.warm_start_top, 1)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be >= {low}, got {value}")
+    from kunlun.search.checks import check_search, check_search_args
+
+    check_search_args(args)  # every flag, the storage: before anything is loaded or created
     overrides = {k: v for k, v in (("data", args.data), ("budget", args.budget), ("examples", args.examples),
                                    ("seed", args.seed), ("family", args.family)) if v is not None}
     space = SearchSpace.load(args.space, **overrides)
@@ -56,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
 
         print(json.dumps(dry_run(space, args.samples), indent=2))
         return 0
+    check_search(args, space)  # a budget no config meets, a storage that holds the study already
+    if args.warm_start:
+        from kunlun.search.checks import check_study_folders
+
+        for source in args.warm_start:
+            check_study_folders(source)
     spec = space.spec
     name = f"{spec.name}-{budget_tag(spec.budget.amount)}" + (f"-{args.family}" if args.family else "")
     out = (args.out or Path("results") / name).resolve()
@@ -81,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
         if created:
             shutil.rmtree(out, ignore_errors=True)  # nothing half-written
         raise
+    if args.warm_start and not args.resume:
+        from kunlun.search.warmstart import warm_start
+
+        n = warm_start(study, args.warm_start, space, args.warm_start_top)
+        print(f"kunlun search: warm start: {n} allocation(s) from {', '.join(map(str, args.warm_start))} run first",
+              file=sys.stderr)
     StudyInfo(name=name, storage=ctx.storage, space=ctx.space, budget=spec.budget.amount,
               budget_kind=spec.budget.kind, families=list(spec.params.family), objectives=ctx.objectives,
               seed=spec.seed, trials=args.trials, data=space.base.train.data, backend=args.backend,
@@ -135,10 +154,12 @@ def _open_study(ctx: SearchContext, space: SearchSpace, resume: bool):
     if resume:
         from optuna.trial import TrialState
 
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            # the previous search is gone: its RUNNING trials were interrupted
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        from kunlun.search.store import heartbeat
+
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if running:  # another search's, or a dead one's: the heartbeat tells (store.fail_stale), not this guess
+            print(f"kunlun search: {len(running)} trial(s) RUNNING in {ctx.study_name}: those of a search that is gone "
+                  f"fail once {heartbeat()[1]} s pass without a heartbeat, and are retried", file=sys.stderr)
     return study
 
 

@@ -39,9 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = KunlunConfig.load(args.config)
     if args.examples is not None and args.examples <= 0:
         raise ConfigError("--examples", f"must be > 0, got {args.examples}")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError("--seed", f"must be >= 0, got {args.seed}")
+    config = KunlunConfig.load(args.config)
     train = dataclasses.replace(
         config.train,
         data=args.data or config.train.data,
@@ -49,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed if args.seed is not None else config.train.seed,
     )
     data = open_data(train.data, seed=train.data_seed, examples=train.data_examples, split=args.split)
-    config = config.with_schema(data.schema, data.workload)
+    try:
+        config = config.with_schema(data.schema, data.workload)
+    except ConfigError as e:  # the data's schema does not fit the architecture
+        raise ConfigError(e.path, f"{e.message}, with the schema of --data {train.data}",
+                          e.file or _config_file(args.config)) from None
     config.train = train
     try:
         report = train_and_evaluate(config, data)
@@ -64,6 +70,15 @@ def run(args: argparse.Namespace) -> int:
               f"({report['epochs']:.2f} epochs) in {report['seconds']:.1f} s, "
               f"{report['examples_per_second']:,.0f} examples/s")
     return 0
+
+
+def _config_file(spec: str) -> str:
+    """The file a CONFIG argument names (a preset's own file for a preset name)."""
+    from pathlib import Path
+
+    if Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists():
+        return spec
+    return f"model/presets/{spec}.yaml"
 
 
 def train_and_evaluate(config: KunlunConfig, data: EventDataset) -> dict:

@@ -47,3 +47,47 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def faults(monkeypatch: pytest.MonkeyPatch):
+    """Fault injection for the reliability tests (search/trial.py, KUNLUN_FAULTS; inert unless set):
+    `faults("crash@2", "nan@3")` injects those faults into trials 2 and 3 of the searches this test runs, in-process or
+    started by `search_process`. Heartbeats every 1 s, a trial stale after 3 s without one (KUNLUN_HEARTBEAT)."""
+    monkeypatch.setenv("KUNLUN_HEARTBEAT", "1,3")
+    monkeypatch.delenv("KUNLUN_FAULTS", raising=False)
+    monkeypatch.delenv("KUNLUN_TRIAL_MEMORY", raising=False)
+
+    def inject(*specs: str) -> None:
+        monkeypatch.setenv("KUNLUN_FAULTS", ",".join(specs))
+
+    return inject
+
+
+@pytest.fixture
+def search_process(tmp_path: Path):
+    """`search_process(*argv)` starts `kunlun search *argv` in a process of its own (a session leader, with this
+    test's environment, stdout and stderr into a file: `p.output()` reads them); whatever of it is still running at
+    teardown is killed (its process group)."""
+    import contextlib
+    import signal
+    import subprocess
+    import sys
+
+    started: list[subprocess.Popen] = []
+
+    def start(*argv: str) -> subprocess.Popen:
+        log = tmp_path / f"search-{len(started)}.log"
+        with log.open("w") as f:
+            p = subprocess.Popen([sys.executable, "-m", "kunlun.search.cli", "search", *map(str, argv),
+                                  "--no-progress"], env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+                                 start_new_session=True, stdout=f, stderr=subprocess.STDOUT, text=True)
+        p.output = log.read_text
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()

@@ -100,14 +100,19 @@ def test_infeasible_trials_are_complete_with_inf_and_a_positive_constraint(tiny_
     import math
 
     out = tmp_path / "study"
-    assert _search(tiny_space, out, "--trials", "2", "--budget", "10") == 0
+    # 9e4 FLOPs/example: only the narrowest of the tiny space's structures reach down to it (a budget none reaches
+    # is bad input: test_bad_input), so the trials are (almost all) infeasible
+    assert _search(tiny_space, out, "--trials", "2", "--budget", "9e4") == 0
     trials = _complete(out)
     assert len(trials) == 2
-    for t in trials:
+    infeasible = [t for t in trials if trial_status(t) == "infeasible"]
+    assert infeasible
+    for t in infeasible:
         assert all(math.isinf(v) for v in t.values)
         assert t.constraints and min(t.constraints.values()) > 0
-        assert trial_status(t) == "infeasible" and "budget too small" in t.user_attrs["infeasible_reason"]
+        assert "budget too small" in t.user_attrs["infeasible_reason"]
     capsys.readouterr()
     assert main(["pareto", str(out), "--format", "json", "--no-plots"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out) == [] and "2 infeasible" in captured.err
+    assert len(json.loads(captured.out)) == len(trials) - len(infeasible)
+    assert f"{len(infeasible)} infeasible" in captured.err
