@@ -62,6 +62,8 @@ def test_early_stopped_trials_are_pruned_and_failures_fail(tiny_space, tmp_path)
 
 @pytest.mark.slow
 def test_ray_search_on_a_two_node_cluster(tiny_space, tmp_path):
+    """Two simulated nodes, a separate driver; trial 0's Ray worker is killed (SIGKILL, injected): Tune re-runs the
+    same Optuna trial and the study completes."""
     from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -74,8 +76,10 @@ def test_ray_search_on_a_two_node_cluster(tiny_space, tmp_path):
         r = subprocess.run([sys.executable, "-m", "kunlun.search.cli", "search", str(tiny_space), "--backend", "ray",
                             "--address", cluster.address, "--trials", "2", "--out", str(out), "--no-progress"],
                            capture_output=True, text=True, timeout=400,
-                           env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+                           env={**os.environ, "RAY_AUTH_MODE": "disabled", "KUNLUN_FAULTS": "crash@0"})
         assert r.returncode == 0, r.stderr[-3000:]
         assert len(_complete(out)) == 2
+        assert (out / "trials" / "0" / "fault-crash").is_file()  # the worker did die mid-trial
+        assert 0 in [t.number for t in _complete(out)]  # ...and the same trial finished on a re-run
     finally:
         cluster.shutdown()
