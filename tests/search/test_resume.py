@@ -87,11 +87,11 @@ def test_kill_9_mid_trial_then_resume_retries_it(tiny_space, tmp_path, faults, s
 
 def test_killed_worker_is_replaced_then_kill_9_of_the_search_takes_its_workers(tiny_space, tmp_path, faults,
                                                                                search_process):
-    """Worker A dies in trial 0 (as by the kernel's OOM killer): trial 0 fails at once and is retried as trial 2 by
-    a new worker. With both workers in flight (trials 1 and 2) the search is killed: they die with it. `--resume`
-    retries trials 1 and 2 and reaches --trials."""
+    """Worker A dies in trial 0 (as by the kernel's OOM killer): trial 0 fails at once and is retried (as trial 1 or
+    2) while a new worker replaces A. With both workers in flight (trials 1 and 2) the search is killed: they die
+    with it. `--resume` retries trials 1 and 2 and reaches --trials."""
     out = tmp_path / "study"
-    faults("crash@0", "slow@1:60", "slow@2:60")
+    faults("crash@0", "slow@1:600", "slow@2:600")
     p = search_process(tiny_space, "--out", out, "--trials", "2", "--workers", "2")
     markers = [out / "trials" / str(n) / "fault-slow" for n in (1, 2)]
     _wait_for(lambda: all(m.is_file() and m.read_text().strip() for m in markers), 120, "two trials in flight")
@@ -111,7 +111,8 @@ def test_killed_worker_is_replaced_then_kill_9_of_the_search_takes_its_workers(t
     assert sorted(str(f) for f in out.rglob("*")) == files  # nobody keeps writing trials
     interrupted = _by_state(out)[TrialState.RUNNING]
     assert sorted(t.number for t in interrupted) == [1, 2]
-    assert load_study(out).trials[2].system_attrs["failed_trial"] == 0
+    # trial 0's retry is whichever of trials 1 and 2 was asked after the retry was queued (workers start in any order)
+    assert 0 in [t.system_attrs.get("failed_trial") for t in load_study(out).trials[1:3]]
 
     faults()
     assert _search(tiny_space, out, "--trials", "2", "--resume") == 0
@@ -124,7 +125,7 @@ def test_ray_worker_death_and_driver_kill_9_then_resume(ray_session, tiny_space,
     Optuna trial). Then the driver is killed mid-trial 1: the trial's Ray worker dies with the job, and `--resume`
     (backend ray) retries trial 1 and reaches --trials."""
     out = tmp_path / "study"
-    faults("crash@0", "slow@1:60")
+    faults("crash@0", "slow@1:600")
     address = ray_session.get_runtime_context().gcs_address
     p = search_process(tiny_space, "--backend", "ray", "--address", address, "--out", out, "--trials", "3")
     slow = out / "trials" / "1" / "fault-slow"
@@ -134,7 +135,8 @@ def test_ray_worker_death_and_driver_kill_9_then_resume(ray_session, tiny_space,
         return slow.is_file() and slow.read_text().strip() and (out / "trials.csv").is_file() and any(
             t.number == 0 and t.state == TrialState.COMPLETE for t in load_study(out).get_trials())
 
-    _wait_for(ready, 150, "trial 0 re-run after its worker died, trial 1 in flight")
+    # Ray notices a dead worker and reschedules in tens of seconds, minutes on a loaded machine
+    _wait_for(ready, 400, "trial 0 re-run after its worker died, trial 1 in flight")
     assert (out / "trials" / "0" / "fault-crash").is_file()
     worker = int(slow.read_text())
     os.kill(p.pid, signal.SIGKILL)
