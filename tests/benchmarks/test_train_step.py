@@ -28,3 +28,23 @@ def test_baseline_is_matched_in_training_flops():
     assert configs["kunlun-production"].model.d_model == 256
     assert configs["interformer-production"].model.family == "interformer"
     assert abs(inter / kunlun - 1) < 0.5  # the closest depth; the note reports the exact ratio
+
+
+@pytest.mark.slow
+def test_presets_mode_measures_every_preset(tmp_path):
+    from kunlun.model.config import preset_names
+
+    csv_path = tmp_path / "train_step.csv"
+    assert train_step.main(["--presets", "--tiny", "--device", "cpu", "--csv", str(csv_path)]) == 0
+    steps = [r for r in rows.read_rows(csv_path) if r["variant"] == "step"]
+    # measured rows only: the cost model predicts for known GPUs, and a CPU is none
+    assert sorted(r["name"] for r in steps) == sorted(preset_names())
+    assert {r["provider"] for r in steps} == {"triton"}
+
+
+def test_histogram_lengths_follow_the_weights():
+    from kunlun.model.config import LengthHistogram
+
+    lengths = train_step.histogram_lengths(LengthHistogram([4, 16, 64], [1, 2, 1]), 10)
+    # exact shares 2.5 / 5 / 2.5: the tie for the remaining example goes to the first length; longest first
+    assert lengths.tolist() == [64, 64, 16, 16, 16, 16, 16, 4, 4, 4]
