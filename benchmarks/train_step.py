@@ -129,7 +129,7 @@ def module_breakdown(model: KunlunModel, batch, device: str, autocast) -> dict[s
     return out
 
 
-def bench(name: str, config: KunlunConfig, args, env, peak, ceiling) -> list[dict]:
+def bench(name: str, config: KunlunConfig, args, env, peak, ceiling, gpu: str | None = None) -> list[dict]:
     device = args.device
     torch.manual_seed(0)
     model = KunlunModel(config).to(device)
@@ -165,16 +165,14 @@ def bench(name: str, config: KunlunConfig, args, env, peak, ceiling) -> list[dic
                          pct_ceiling=100 * tflops / ceiling if ceiling else None,
                          peak_mem_gb=timing.peak_memory_gb(device), examples_per_second=args.batch / ms * 1e3,
                          **common)]
-    if args.presets:
-        spec = hardware.detect() if device == "cuda" else hardware.UNKNOWN
-        if spec != hardware.UNKNOWN:
-            predicted = cost.predict(config, spec.aliases[0], report=report).step_seconds * 1e3
-            out.append(rows.make_row(env, variant="step", mode="fwd+bwd", ms=predicted,
-                                     tflops=report.training / predicted / 1e9,
-                                     examples_per_second=args.batch / predicted * 1e3,
-                                     **{**common, "provider": "cost-model"}))
-            print(f"{name}: predicted {predicted:.3f} ms, measured {ms:.3f} ms ({predicted / ms - 1:+.0%})",
-                  file=sys.stderr)
+    if args.presets and gpu is not None:  # the cost model knows this GPU: its prediction beside the measurement
+        predicted = cost.predict(config, gpu, report=report).step_seconds * 1e3
+        out.append(rows.make_row(env, variant="step", mode="fwd+bwd", ms=predicted,
+                                 tflops=report.training / predicted / 1e9,
+                                 examples_per_second=args.batch / predicted * 1e3,
+                                 **{**common, "provider": "cost-model"}))
+        print(f"{name}: predicted {predicted:.3f} ms, measured {ms:.3f} ms ({predicted / ms - 1:+.0%})",
+              file=sys.stderr)
     by_module = report.by_module()
     for key, mod_ms in module_breakdown(getattr(model, "_orig_mod", model), batch, device, autocast).items():
         mod_tflops = by_module[key]["forward"] / mod_ms / 1e9 if mod_ms else 0.0
@@ -202,13 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     env = rows.environment()
     spec = hardware.detect() if args.device == "cuda" else hardware.UNKNOWN
     peak = None if spec == hardware.UNKNOWN else spec.bf16_flops
+    gpu = None if spec == hardware.UNKNOWN else spec.aliases[0]
     ceiling = ceiling_tflops(args.device)
     results = []
     if args.presets:
         for name in preset_names():
             config = KunlunConfig.preset(name)
             args.batch = config.workload.batch_size if not args.tiny else min(16, config.workload.batch_size)
-            rows.append_rows(args.csv, bench(name, config, args, env, peak, ceiling))
+            rows.append_rows(args.csv, bench(name, config, args, env, peak, ceiling, gpu))
         return 0
     configs = production_configs(args.batch, args.tiny)
     for name, config in configs.items():

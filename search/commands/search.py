@@ -47,12 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kunlun.search.checks import at_least, check_search, check_search_args
+
     for flag, value, low in (("--trials", args.trials, 1), ("--workers", args.workers, 1),
                              ("--examples", args.examples, 1), ("--samples", args.samples, 1),
                              ("--warm-start-top", args.warm_start_top, 1)):
-        if value is not None and value < low:
-            raise UsageError(f"{flag} must be >= {low}, got {value}")
-    from kunlun.search.checks import check_search, check_search_args
+        at_least(flag, value, low)
 
     check_search_args(args)  # every flag, the storage: before anything is loaded or created
     overrides = {k: v for k, v in (("data", args.data), ("budget", args.budget), ("examples", args.examples),

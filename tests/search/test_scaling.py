@@ -37,14 +37,19 @@ def test_log_linear_fit_recovers_the_slope():
     assert f.ci[0] < f.exponent < f.ci[1]
 
 
+def _study_folder(root, budget):
+    """An empty single-objective study folder at `budget`, as `kunlun search` lays one out."""
+    out = root / f"s-{budget_tag(budget)}"
+    out.mkdir(parents=True)
+    url = storage_url(None, out)
+    StudyInfo(name="s", storage=url, space="demo", budget=budget, budget_kind="flops",
+              families=list(ETA), objectives=["ne"], seed=0, trials=4, data="synthetic").write(out)
+    return optuna.create_study(study_name="s", storage=url)
+
+
 def _studies(root):
     for budget in (1e6, 4e6, 1.6e7):
-        out = root / f"s-{budget_tag(budget)}"
-        out.mkdir(parents=True)
-        url = storage_url(None, out)
-        StudyInfo(name="s", storage=url, space="demo", budget=budget, budget_kind="flops",
-                  families=list(ETA), objectives=["ne"], seed=0, trials=4, data="synthetic").write(out)
-        study = optuna.create_study(study_name="s", storage=url)
+        study = _study_folder(root, budget)
         for family, eta in ETA.items():
             for worse in (0.0, 0.05):
                 ne = 0.95 - eta * math.log(budget / 1e6) + worse
@@ -239,12 +244,7 @@ def test_allocation_extrapolation_on_synthetic_trials():
 def _seeded_studies(root, budgets=(1e6, 4e6, 1.6e7, 6.4e7)):
     """One study per budget, both families, trials with a config and a seed (so the command can add seeds)."""
     for budget in budgets:
-        out = root / f"s-{budget_tag(budget)}"
-        out.mkdir(parents=True)
-        url = storage_url(None, out)
-        StudyInfo(name="s", storage=url, space="demo", budget=budget, budget_kind="flops",
-                  families=list(ETA), objectives=["ne"], seed=0, trials=4, data="synthetic").write(out)
-        study = optuna.create_study(study_name="s", storage=url)
+        study = _study_folder(root, budget)
         dists = {"seq_share": FloatDistribution(0.4, 0.9), "schedule": CategoricalDistribution(["none", "alternate"])}
         for family, eta in ETA.items():
             for i, worse in enumerate((0.0, 0.05)):
