@@ -3,7 +3,8 @@ dataset builder (`kunlun.data.dataset`) turns it into remapped flat arrays with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -12,6 +13,9 @@ import numpy as np
 class StreamSpec:
     mask: np.ndarray  # (N,) bool: the events that enter this stream as history of later events
     side: list[str] = field(default_factory=list)  # names of `EventTable.side` columns this stream carries
+    # whose history: the example's user's earlier events, or the candidate item's earlier events by anyone (its
+    # audience so far: what "item positive rate so far" features summarise by hand); strictly earlier either way
+    by: Literal["user", "item"] = "user"
 
 
 @dataclass
@@ -40,6 +44,6 @@ class EventTable:
             self.user[mask], self.ts[mask], self.item[mask], self.labels[mask],
             {k: v[mask] for k, v in self.sparse.items()}, self.dense[mask],
             {k: v[mask] for k, v in self.side.items()},
-            {k: StreamSpec(s.mask[mask], list(s.side)) for k, s in self.streams.items()},
+            {k: replace(s, mask=s.mask[mask], side=list(s.side)) for k, s in self.streams.items()},
             list(self.tasks), dict(self.fixed_vocab), self.history_length_features,
         )

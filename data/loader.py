@@ -19,12 +19,6 @@ from kunlun.data.vocab import OOV
 from kunlun.model.batch import Batch
 
 PREFETCH = 4
-# Share of training ids (stream items, context features with a large vocabulary) replaced by the OOV bucket.
-# Vocabularies are fitted on the training split, so without it the OOV row is never trained, yet most evaluation
-# users (MovieLens) or items (Taobao) are unseen in training and would all read that untrained row. Small
-# vocabularies (gender, hour, position) are never unseen: dropping them would only lose information.
-OOV_RATE = 0.3
-OOV_MIN_VOCAB = 100
 
 
 @dataclass
@@ -34,7 +28,10 @@ class TrainLoader:
     batch_size: int
     examples: int  # total training examples yielded; epochs wrap, the last batch is cut to land exactly
     seed: int = 0
-    oov_rate: float = OOV_RATE
+    # Share of training ids replaced by the OOV bucket. Vocabularies are fitted on the training split, so without
+    # it the OOV row is never trained, yet it is what unseen evaluation ids read. None: per column, the data's own
+    # measured novelty (`EventDataset.oov_rates`); a number: that rate for every column (ablations, tests).
+    oov_rate: float | None = None
 
     @property
     def epochs(self) -> float:
@@ -57,12 +54,17 @@ class TrainLoader:
                         for i in self.index_batches())
 
     def _drop_ids(self, batch: Batch, rng: np.random.Generator) -> Batch:
-        if self.oov_rate > 0:
-            large = torch.tensor([v >= OOV_MIN_VOCAB for v in self.data.schema.sparse.values()])
-            drop = torch.from_numpy(rng.random(batch.sparse.shape) < self.oov_rate) & large
-            batch.sparse[drop] = OOV
+        if self.oov_rate is None:
+            sparse_rates = [self.data.oov_rates.get(k, 0.0) for k in self.data.schema.sparse]
+            stream_rate = self.data.stream_oov_rate
+        else:
+            sparse_rates, stream_rate = [self.oov_rate] * batch.sparse.shape[1], self.oov_rate
+        rates = torch.tensor(sparse_rates, dtype=torch.float64)
+        if bool((rates > 0).any()):
+            batch.sparse[torch.from_numpy(rng.random(batch.sparse.shape)) < rates] = OOV
+        if stream_rate > 0:
             for s in batch.streams.values():
-                s.values[torch.from_numpy(rng.random(s.values.shape) < self.oov_rate)] = OOV
+                s.values[torch.from_numpy(rng.random(s.values.shape) < stream_rate)] = OOV
         return batch
 
 

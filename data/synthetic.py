@@ -20,6 +20,10 @@ Generative process (deterministic given the seed):
             + w_quality * q_i + w_position * position + w_price * price                  (context)
             + w_device  * ([device == category mod devices] - 1/devices)                 (interaction)
   so that a model without the sequence branch, with too short a history, or without either stream is worse.
+  The recent term outweighs the long-range one (w_recent 3.0, w_long 1.5) on purpose: a mean of the click
+  history's category embeddings, which any model can take, recovers the long-range share once the history and
+  the candidate read one category table (`model.share_embeddings`); which clicks are recent, and which
+  impressions went unclicked, only a model of the sequence sees.
 Streams: `click` (earlier clicks) and `impression` (earlier impressions, clicked or not), side feature
 `category`. Context sparse: user, item, category, hour, device, position; dense: 2. Ids are dense, so the
 vocabularies are the sizes above plus the OOV bucket whatever the seed: the model presets carry this schema.
@@ -58,8 +62,8 @@ class SyntheticSpec:
     recent: int = 3
     fatigue_window: int = 10
     bias: float = -1.0
-    w_recent: float = 1.5
-    w_long: float = 2.5
+    w_recent: float = 3.0
+    w_long: float = 1.5
     w_fatigue: float = -0.35
     w_quality: float = 0.5
     w_position: float = -0.12

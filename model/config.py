@@ -125,6 +125,10 @@ class ModelConfig:
     family: Literal["kunlun", "interformer", "wukong"] = "kunlun"
     d_model: int = 64  # context token width d
     embedding_dim: int = 32  # stream item/side embedding width (projected to each stream's d)
+    # Streams read the context's table (width d_model) for their items and for every side feature named like a
+    # context feature with the same vocabulary: a history event and the candidate then share one vector per id,
+    # so matching them is a dot product, not two tables that must learn to agree (DIN shares them the same way).
+    share_embeddings: bool = False
     num_layers: int = 2
     schedule: Literal["none", "alternate"] | list[list[str]] = "alternate"
     dense_tokens: int = 1
@@ -267,6 +271,9 @@ class TrainConfig:
     clip_norm: float = 1.0
     seed: int = 0
     eval_every: int = 0  # examples between evaluations during training; 0 = only at the end
+    # eval: the protocol's evaluation split (BASELINES.md); inner: the training split cut at its own 90% time
+    # quantile, where hyper-parameters and searches on real data must choose
+    split: Literal["eval", "inner"] = "eval"
 
     def check(self, path: str) -> None:
         _positive(path, data_examples=self.data_examples, examples=self.examples, batch_size=self.batch_size,
@@ -319,6 +326,14 @@ class KunlunConfig:
     def stream_names(self) -> list[str]:
         """Streams the model runs: the schema's (data) streams, in schema order."""
         return list(self.schema.streams)
+
+    def shared_tables(self, stream: str) -> dict[str, str]:
+        """A stream's tables read from the context: `item` or a side feature -> the context feature."""
+        if not self.model.share_embeddings:
+            return {}
+        schema, s = self.schema.sparse, self.schema.streams[stream]
+        wanted = {"item": ("item", s.vocab), **{k: (k, v) for k, v in s.side.items()}}
+        return {k: f for k, (f, vocab) in wanted.items() if schema.get(f) == vocab}
 
     @property
     def num_context_tokens(self) -> int:

@@ -35,6 +35,7 @@ class ContextTokens(nn.Module):
         d = config.model.d_model
         self.d = d
         self.tables = nn.ModuleList(nn.Embedding(v, d) for v in config.schema.sparse.values())
+        self.by_name = dict(zip(config.schema.sparse, self.tables, strict=True))
         self.n_dense_tokens = config.model.dense_tokens if config.schema.dense > 0 else 0
         self.dense = nn.Linear(config.schema.dense, self.n_dense_tokens * d) if self.n_dense_tokens else None
         # wukong: streams enter only as mean-pooled context tokens (their tables are then context parameters)
@@ -43,11 +44,16 @@ class ContextTokens(nn.Module):
         self.max_len = {}
         if config.model.family == "wukong":
             for name in config.stream_names:
-                self.stream_tables[name] = StreamTables(config.schema.streams[name], config.model.embedding_dim)
+                self.stream_tables[name] = StreamTables(config.schema.streams[name], config.model.embedding_dim,
+                                                        self.shared_for(config, name))
                 self.pooled[name] = nn.Linear(StreamEmbedding.width(config, name), d)
                 self.max_len[name] = config.model.stream(name).max_len
         for t in self.tables:
             nn.init.normal_(t.weight, std=0.05)
+
+    def shared_for(self, config: KunlunConfig, stream: str) -> dict[str, nn.Embedding]:
+        """The context tables a stream reads (`model.share_embeddings`)."""
+        return {k: self.by_name[f] for k, f in config.shared_tables(stream).items()}
 
     def forward(self, batch: Batch) -> Tensor:
         b = batch.size
@@ -81,7 +87,8 @@ class ContextTokens(nn.Module):
         if config.model.family == "wukong":
             for n in config.stream_names:
                 dense += (StreamEmbedding.width(config, n) + 1) * d
-                sparse += StreamTables.params(config.schema.streams[n], config.model.embedding_dim)
+                sparse += StreamTables.params(config.schema.streams[n], config.model.embedding_dim,
+                                              config.shared_tables(n))
         return {"dense": dense, "sparse": sparse}
 
 

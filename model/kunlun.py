@@ -69,7 +69,7 @@ class KunlunModel(nn.Module):
                     self.hsp[key] = SeedPooling(s, m.d_model)
         if m.family != "wukong":
             for name in config.stream_names:
-                self.embed[name] = StreamEmbedding(config, name)
+                self.embed[name] = StreamEmbedding(config, name, self.ctx_tokens.shared_for(config, name))
         n_seq = sum(m.stream(n).summary_tokens for n in config.stream_names) if m.family != "wukong" else 0
         self.interaction = nn.ModuleDict(
             {str(lp.layer): WukongExperts(n_ctx + n_seq, n_ctx, m.d_model, m.interaction) for lp in self.plan
@@ -78,7 +78,8 @@ class KunlunModel(nn.Module):
         self.head = Head(config)
 
     def sparse_parameters(self) -> list[nn.Parameter]:
-        return [p for mod in self.modules() if isinstance(mod, nn.Embedding) for p in mod.parameters()]
+        tables = {id(p): p for mod in self.modules() if isinstance(mod, nn.Embedding) for p in mod.parameters()}
+        return list(tables.values())  # a table shared by the context and a stream is listed once
 
     def dense_parameters(self) -> list[nn.Parameter]:
         sparse = {id(p) for p in self.sparse_parameters()}

@@ -1,10 +1,13 @@
 """Stream inputs: embedding tables of one event stream and the projection to the stream width (`{stream}.embed`).
 
-Each event is its item embedding concatenated with one embedding per side feature (width embedding_dim each),
-projected to the stream's d_e. Streams longer than the stream's `max_len` keep their most recent events.
+Each event is its item embedding concatenated with one embedding per side feature (width embedding_dim each, or
+d_model for a table shared with the context, `model.share_embeddings`), projected to the stream's d_e. Streams
+longer than the stream's `max_len` keep their most recent events.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
@@ -30,34 +33,51 @@ def truncate(stream: JaggedStream, max_len: int) -> JaggedStream:
 
 
 class StreamTables(nn.Module):
-    """Lookups only: (sum T,) ids and side ids -> (sum T, embedding_dim * (1 + n_side))."""
+    """Lookups only: (sum T,) ids and side ids -> (sum T, width) with width = `StreamEmbedding.width`.
+    `shared`: tables owned by the context (`item` or a side name -> table), read here, not owned."""
 
-    def __init__(self, schema: StreamSchema, dim: int):
+    def __init__(self, schema: StreamSchema, dim: int, shared: dict[str, nn.Embedding] | None = None):
         super().__init__()
-        self.item = nn.Embedding(schema.vocab, dim)
-        self.side = nn.ModuleDict({k: nn.Embedding(v, dim) for k, v in schema.side.items()})
+        shared = shared or {}
+        self._shared = shared  # a plain dict: the context registers these parameters, not this module
+        self.item = None if "item" in shared else nn.Embedding(schema.vocab, dim)
+        self.side = nn.ModuleDict({k: nn.Embedding(v, dim) for k, v in schema.side.items() if k not in shared})
+        self.side_names = list(schema.side)
         for t in [self.item, *self.side.values()]:
-            nn.init.normal_(t.weight, std=0.05)
+            if t is not None:
+                nn.init.normal_(t.weight, std=0.05)
+
+    def _table(self, key: str) -> nn.Embedding:
+        if key in self._shared:
+            return self._shared[key]
+        return self.item if key == "item" else self.side[key]
 
     def forward(self, stream: JaggedStream) -> Tensor:
-        parts = [self.item(stream.values)] + [t(stream.side[k]) for k, t in self.side.items()]
+        parts = [self._table("item")(stream.values)] + [self._table(k)(stream.side[k]) for k in self.side_names]
         return torch.cat(parts, dim=-1)
 
     @staticmethod
-    def params(schema: StreamSchema, dim: int) -> int:
-        return (schema.vocab + sum(schema.side.values())) * dim
+    def params(schema: StreamSchema, dim: int, shared: Iterable[str] = ()) -> int:
+        own = {"item": schema.vocab, **schema.side}
+        return sum(v for k, v in own.items() if k not in set(shared)) * dim
 
 
 class StreamEmbedding(nn.Module):
-    def __init__(self, config: KunlunConfig, name: str):
+    def __init__(self, config: KunlunConfig, name: str, shared: dict[str, nn.Embedding] | None = None):
         super().__init__()
         self.key = f"{name}.embed"
-        self.tables = StreamTables(config.schema.streams[name], config.model.embedding_dim)
+        missing = set(config.shared_tables(name)) - set(shared or {})
+        if missing:
+            raise ValueError(f"stream {name!r} reads the context's tables {sorted(missing)} "
+                             "(model.share_embeddings): pass them as `shared`")
+        self.tables = StreamTables(config.schema.streams[name], config.model.embedding_dim, shared)
         self.proj = nn.Linear(self.width(config, name), config.model.stream(name).d)
 
     @staticmethod
     def width(config: KunlunConfig, name: str) -> int:
-        return config.model.embedding_dim * (1 + len(config.schema.streams[name].side))
+        shared = config.shared_tables(name)
+        parts = ["item", *config.schema.streams[name].side]
+        return sum(config.model.d_model if k in shared else config.model.embedding_dim for k in parts)
 
     def forward(self, stream: JaggedStream) -> Tensor:
         return self.proj(self.tables(stream))  # (sum T, d_e)
@@ -71,4 +91,5 @@ class StreamEmbedding(nn.Module):
     def params(config: KunlunConfig, name: str) -> dict[str, int]:
         d_e = config.model.stream(name).d
         return {"dense": (StreamEmbedding.width(config, name) + 1) * d_e,
-                "sparse": StreamTables.params(config.schema.streams[name], config.model.embedding_dim)}
+                "sparse": StreamTables.params(config.schema.streams[name], config.model.embedding_dim,
+                                              config.shared_tables(name))}

@@ -245,7 +245,7 @@ def train_config(config: Any, folder: Path, report: Report | None = None, log: _
 
     t = config.train
     check_data_path(t.data)
-    data = open_cached(t.data, t.data_seed, t.data_examples)
+    data = open_cached(t.data, t.data_seed, t.data_examples, t.split)
     torch.manual_seed(t.seed)
     model = KunlunModel(config)
     if poison:

@@ -17,8 +17,8 @@ def check_data_path(spec: str) -> None:
 
 
 @lru_cache(maxsize=4)
-def open_cached(spec: str, seed: int, examples: int) -> Any:
+def open_cached(spec: str, seed: int, examples: int, split: str = "eval") -> Any:
     from kunlun.data.spec import open_data
 
     check_data_path(spec)
-    return open_data(spec, seed=seed, examples=examples)
+    return open_data(spec, seed=seed, examples=examples, split=split)

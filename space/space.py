@@ -92,7 +92,8 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "<dict>", data: str | None = None, budget: str | None = None,
-                  examples: int | None = None, seed: int | None = None, family: str | None = None) -> SearchSpace:
+                  examples: int | None = None, seed: int | None = None, family: str | None = None,
+                  split: str | None = None) -> SearchSpace:
         if not isinstance(raw, dict):
             raise ConfigError("", "a search space is a mapping (name, budget, params, ...)")
         raw = dict(raw)
@@ -100,7 +101,7 @@ class SearchSpace:
             from kunlun.space.budget import budget_kind_of
 
             raw["budget"] = {**(raw.get("budget") or {}), "value": budget, "kind": budget_kind_of(budget)}
-        for key, value in (("data", data), ("examples", examples), ("seed", seed)):
+        for key, value in (("data", data), ("examples", examples), ("seed", seed), ("split", split)):
             if value is not None:
                 raw[key] = value
         if family is not None:  # one study per budget and family (scaling runs)
@@ -189,7 +190,7 @@ def _base_config(spec: SpaceSpec) -> KunlunConfig:
         merged.update(value)
         raw[section] = merged
     train = dict(raw.get("train") or {})
-    train.update(data=spec.data, data_seed=spec.seed, seed=spec.seed)
+    train.update(data=spec.data, data_seed=spec.seed, seed=spec.seed, split=spec.split)
     if spec.examples is not None:
         train["examples"] = spec.examples
     raw["train"] = train
@@ -202,7 +203,7 @@ def _base_config(spec: SpaceSpec) -> KunlunConfig:
     kind, _, path = config.train.data.partition(":")
     if kind != "synthetic" and not path:
         raise ConfigError("data", f"the {spec.name!r} space trains on {kind} data: pass --data {kind}:PATH")
-    data = open_cached(config.train.data, config.train.data_seed, config.train.data_examples)
+    data = open_cached(config.train.data, config.train.data_seed, config.train.data_examples, config.train.split)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # architecture streams the data lacks are dropped on purpose

@@ -144,6 +144,9 @@ class SpaceSpec:
     base: str | None = None  # model preset or YAML whose other fields every trial keeps
     data: str = "synthetic"  # synthetic | movielens:PATH | taobao:PATH (overridden by --data)
     seed: int = 0  # study seed: data, evaluation set, sampler
+    # which split trials are evaluated on (TrainConfig.split): real-data spaces choose on `inner`, never on the
+    # protocol's evaluation split, which the chosen config then meets once (`kunlun train --split eval`)
+    split: Literal["eval", "inner"] = "eval"
     examples: int | None = None  # training examples per trial (train.examples)
     fixed: dict[str, Any] = field(default_factory=dict)  # KunlunConfig sections every trial keeps
     solver: SolverSpec = field(default_factory=SolverSpec)

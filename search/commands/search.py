@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", help="per training example: FLOPs (2.5e9, 2.5G) or B200 time (40us)")
     parser.add_argument("--data", help="synthetic | movielens:PATH | taobao:PATH (default: the space's)")
     parser.add_argument("--examples", type=int, help="training examples per trial (default: the space's)")
+    parser.add_argument("--split", choices=("eval", "inner"),
+                        help="split trials are evaluated on (default: the space's; real-data presets: inner)")
     parser.add_argument("--family", choices=("kunlun", "interformer", "wukong"),
                         help="search one family only (default: the space's families)")
     parser.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_search_args(args)  # every flag, the storage: before anything is loaded or created
     overrides = {k: v for k, v in (("data", args.data), ("budget", args.budget), ("examples", args.examples),
-                                   ("seed", args.seed), ("family", args.family)) if v is not None}
+                                   ("seed", args.seed), ("family", args.family), ("split", args.split))
+                 if v is not None}
     space = SearchSpace.load(args.space, **overrides)
     if args.dry_run:
         from kunlun.search.dryrun import dry_run

@@ -32,9 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the config's train.examples)")
     parser.add_argument("--seed", type=int, help="initialisation and shuffling seed (default: train.seed); "
                         "the data and its split do not change")
-    parser.add_argument("--split", choices=("eval", "inner"), default="eval",
+    parser.add_argument("--split", choices=("eval", "inner"),
                         help="eval: the protocol's evaluation split; inner: train on the training split's "
-                        "first 90%% (in time) and evaluate on its last 10%%, for choosing hyper-parameters")
+                        "first 90%% (in time) and evaluate on its last 10%%, for choosing hyper-parameters "
+                        "(default: the config's train.split, eval unless a search on inner exported it)")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
@@ -49,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
         data=args.data or config.train.data,
         examples=args.examples if args.examples is not None else config.train.examples,
         seed=args.seed if args.seed is not None else config.train.seed,
+        split=args.split or config.train.split,
     )
-    data = open_data(train.data, seed=train.data_seed, examples=train.data_examples, split=args.split)
+    data = open_data(train.data, seed=train.data_seed, examples=train.data_examples, split=train.split)
     try:
         config = config.with_schema(data.schema, data.workload)
     except ConfigError as e:  # the data's schema does not fit the architecture

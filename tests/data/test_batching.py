@@ -63,7 +63,39 @@ def test_train_loader_trains_the_oov_bucket_deterministically() -> None:
     dropped = TrainLoader(d, {"s": 4}, 16, 32, seed=0, oov_rate=0.5)
     assert all((b.sparse != 0).all() for b in plain)
     first, second = list(dropped), list(dropped)
-    assert any((b.streams["s"].values == 0).any() for b in first)
-    assert all((b.sparse != 0).all() for b in first)  # a 5-id vocabulary is never unseen: never dropped
+    assert any((b.sparse == 0).any() for b in first)
     assert all(torch.equal(a.sparse, b.sparse) for a, b in zip(first, second))
     assert all(torch.equal(a.labels, b.labels) for a, b in zip(first, list(plain)))  # same examples, same order
+
+
+def _novelty_table() -> EventTable:
+    """Users 1-3 act over the whole training period; user 9 appears only in its last 10%; user 7 only in the
+    evaluation period (t >= 1000), where novelty must not be measured."""
+    rows = [(u, t) for t in range(0, 800, 10) for u in (1, 2, 3)]
+    rows += [(9, t) for t in range(880, 900, 2)] + [(u, t) for t in range(801, 900, 10) for u in (1, 2)]
+    rows += [(7, t) for t in range(1000, 1136, 2)]  # 68 of 338 events: the 80% cut falls just before them
+    user, ts = (np.array(c) for c in zip(*rows))
+    n = len(user)
+    return EventTable(user=user, ts=ts, item=np.arange(n) % 5, labels=np.zeros((n, 1), np.float32),
+                      sparse={"user": user, "hour": ts % 3}, dense=np.zeros((n, 0), np.float32), side={},
+                      streams={"s": StreamSpec(np.ones(n, bool))}, tasks=["y"])
+
+
+def test_novelty_is_measured_inside_the_training_split() -> None:
+    table = _novelty_table()
+    d = build_dataset(table, "t")
+    train = table.ts <= d.cut_time
+    late = train & (table.ts > np.quantile(table.ts[train], 0.9))
+    want = np.mean(table.user[late] == 9)
+    assert 0 < want < 1 and d.oov_rates["user"] == want  # user 7 (evaluation only) is not counted
+    assert d.oov_rates["hour"] == 0.0 and d.stream_oov_rate == 0.0
+
+
+def test_train_loader_drops_ids_at_the_measured_novelty() -> None:
+    d = build_dataset(_novelty_table(), "t")
+    batches = list(TrainLoader(d, {"s": 4}, 64, 20000, seed=0))
+    sparse = torch.cat([b.sparse for b in batches])
+    user_dropped = (sparse[:, 0] == 0).double().mean().item()
+    assert abs(user_dropped - d.oov_rates["user"]) < 0.02  # 20,000 draws: 4 sigma is below 0.015
+    assert (sparse[:, 1] != 0).all()  # a column never new in training is never dropped
+    assert all((b.streams["s"].values != 0).all() for b in batches)

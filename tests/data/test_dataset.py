@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,26 @@ def test_histories_hold_only_strictly_earlier_events_of_the_same_user() -> None:
     assert len(at10) == 2 and (s.hi[at10] == s.lo[at10]).all()
 
 
+def test_a_stream_by_item_holds_the_items_strictly_earlier_events_of_any_user() -> None:
+    t = _table(user=[7, 8, 9, 7, 8, 9, 8], ts=[10, 10, 20, 30, 40, 5, 50], item=[1, 1, 1, 2, 1, 2, 2],
+               label=[1, 0, 1, 1, 0, 1, 0])
+    t.streams["audience"] = StreamSpec(np.ones(len(t), bool), ["label_of_event"], by="item")
+    t.fixed_vocab = {"item": 3, "label_of_event": 2}  # every id kept, so values compare with raw ids
+    d = build_dataset(t, "t")
+    s = d.streams["audience"]
+    raw_item = d.sparse[:, list(d.schema.sparse).index("item")] - 1
+    for i in range(len(d)):
+        hist = np.arange(s.lo[i], s.hi[i])
+        want = (raw_item == raw_item[i]) & (d.request_time < d.request_time[i])
+        assert len(hist) == want.sum() and (s.values[hist] - 1 == raw_item[i]).all()
+        assert sorted(s.timestamps[hist]) == sorted(d.request_time[want])
+        assert list(s.timestamps[hist]) == sorted(s.timestamps[hist])  # oldest first
+    # item 1 at t=10 by users 7 and 8: neither sees the other; user 8's item-1 event at t=40 sees t=10, 10, 20
+    at40 = int(np.flatnonzero(d.request_time == 40)[0])
+    assert s.hi[at40] - s.lo[at40] == 3
+    assert (s.hi[d.request_time == 10] == s.lo[d.request_time == 10]).all()
+
+
 def test_no_label_leaks_into_its_own_history_or_features(ml100k: Path) -> None:
     table, _ = read_movielens(ml100k)
     # History lengths are checked below through the ranges; their dense copy is standardised with split-wide
@@ -43,18 +64,18 @@ def test_no_label_leaks_into_its_own_history_or_features(ml100k: Path) -> None:
     table.history_length_features = False
     table.fixed_vocab = {"rating": 6}  # so that a rating vanishing from the training split shifts no other id
     d = build_dataset(table, "ml")
-    # Changing an event's own rating may change only its label and LATER events' histories.
+    # Changing an event's own rating may change only its label and LATER events' histories (of any user).
     for i in range(len(table)):
         changed = table.select(np.ones(len(table), bool))
         changed.labels[i] = 1 - changed.labels[i]
         rating = table.side["rating"].copy()
         rating[i] = 6 - rating[i]
         changed.side = {**changed.side, "rating": rating}
-        changed.streams = {k: StreamSpec(v.mask.copy(), list(v.side)) for k, v in table.streams.items()}
+        changed.streams = {k: replace(v, mask=v.mask.copy()) for k, v in table.streams.items()}
         changed.streams["liked"].mask[i] = not changed.streams["liked"].mask[i]
         d2 = build_dataset(changed, "ml")
         j = int(np.argsort(np.lexsort((np.arange(len(table)), table.ts, table.user)))[i])  # row i, sorted
-        for k in np.flatnonzero((d.user == table.user[i]) & (d.request_time <= table.ts[i])):
+        for k in np.flatnonzero(d.request_time <= table.ts[i]):  # any user: `audience` crosses users
             assert np.array_equal(d.sparse[k], d2.sparse[k]) and np.allclose(d.dense[k], d2.dense[k])
             for name in d.streams:
                 a, b = d.streams[name], d2.streams[name]

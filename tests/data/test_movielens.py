@@ -14,7 +14,7 @@ from kunlun.model.yamlio import ConfigError
 def _check_table(table, ratings: list) -> None:
     assert len(table) == len(ratings)
     assert table.labels[:, 0].tolist() == [float(r >= 4) for _, _, r, _ in ratings]
-    assert set(table.streams) == {"rated", "liked"}
+    assert set(table.streams) == {"rated", "liked"} and table.streams["rated"].by == "user"
     assert table.streams["liked"].mask.tolist() == [r >= 4 for _, _, r, _ in ratings]
     assert table.dense.shape == (len(ratings), len(GENRES) + 1)
 

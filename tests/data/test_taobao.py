@@ -53,4 +53,4 @@ def test_real_taobao_split(shared_data: Path) -> None:
         data = open_data(f"taobao:{shared_data / 'taobao-userbehavior-head84k'}")
     assert data.malformed_rows == 1
     assert (len(data.train_index), len(data.eval_index)) == (67580, 16895)  # BASELINES.md
-    assert set(data.streams) == set(BEHAVIORS)
+    assert set(data.streams) == {*BEHAVIORS, "audience"}

@@ -145,3 +145,31 @@ def test_layer_without_hsp_reuses_the_summary(monkeypatch):
     model(synthetic_batch(config, 6, 0))
     assert _CountingPooling.calls == 2 * len(config.stream_names)
     assert set(model.hsp) == {f"{layer}_{s}" for layer in (0, 2) for s in config.stream_names}
+
+
+@pytest.mark.parametrize("name", ["kunlun-small", "interformer-small", "wukong-small"])
+def test_shared_embeddings_match_flop_counter_and_are_one_table(name):
+    config = KunlunConfig.preset(name)
+    config.model.share_embeddings = True
+    assert config.shared_tables("click") == {"item": "item", "category": "category"}
+    assert_matches(config, batch_size=6)
+    plain = KunlunConfig.preset(name)
+    plain.model.share_embeddings = False
+    shared_rows = sum(plain.schema.streams[s].vocab + plain.schema.streams[s].side["category"]
+                      for s in plain.stream_names)
+    saved = count_flops(plain).params_sparse - count_flops(config).params_sparse
+    assert saved == shared_rows * plain.model.embedding_dim  # every stream table is gone, none added
+    model = KunlunModel(config)
+    click = model.ctx_tokens.stream_tables["click"] if name == "wukong-small" else model.embed["click"].tables
+    item = list(config.schema.sparse).index("item")
+    assert click._table("item") is model.ctx_tokens.tables[item]
+    batch = synthetic_batch(config, 4, 0)
+    model.loss(batch).backward()
+    assert model.ctx_tokens.tables[item].weight.grad is not None
+
+
+def test_tables_with_different_vocabularies_are_not_shared():
+    config = KunlunConfig.preset("kunlun-small")
+    config.model.share_embeddings = True
+    config.schema.streams["click"].side["category"] += 1
+    assert config.shared_tables("click") == {"item": "item"}

@@ -81,10 +81,14 @@ def test_truncate_keeps_most_recent():
 
 def test_stream_embedding(small):
     batch = synthetic_batch(small, B, 0)
-    module = StreamEmbedding(small, "click")
+    shared = ContextTokens(small).shared_for(small, "click")
+    assert shared  # the presets share item and category with the context
+    module = StreamEmbedding(small, "click", shared)
     s = module(batch.streams["click"])
     assert s.shape == (batch.streams["click"].values.numel(), small.model.stream("click").d)
-    assert n_params(module) == sum(StreamEmbedding.params(small, "click").values())
+    assert n_params(module) == sum(StreamEmbedding.params(small, "click").values())  # shared: not its own
+    with pytest.raises(ValueError, match="share_embeddings"):
+        StreamEmbedding(small, "click")
 
 
 @pytest.mark.parametrize("kind", ["tokens", "lowrank", "interformer"])

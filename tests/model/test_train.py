@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -93,6 +94,21 @@ def test_cli_train_end_to_end(tmp_path, capsys) -> None:
         assert key in out
     assert out["examples"] == 300 and set(out["per_task"]) == {"click"}
     assert np.isfinite(out["ne"]) and 0.0 <= out["auc"] <= 1.0
+
+
+def test_cli_train_evaluates_on_the_configs_split_unless_told(tmp_path, capsys) -> None:
+    path = tmp_path / "inner.yaml"
+    config = KunlunConfig.from_yaml(_tiny_config(tmp_path))
+    config.train.split = "inner"  # what a search on the inner split exports
+    config.to_yaml(path)
+    sizes = {}
+    for flags in ([], ["--split", "eval"]):
+        assert main(["train", str(path), "--examples", "64", "--json", *flags]) == 0
+        err = capsys.readouterr().err
+        sizes[tuple(flags)] = re.search(r"([\d,]+) train / ([\d,]+) eval examples", err).groups()
+    full = SyntheticDataset(None, seed=0, n=1500).dataset()
+    assert sizes[("--split", "eval")] == (f"{len(full.train_index):,}", f"{len(full.eval_index):,}")
+    assert int(sizes[()][0].replace(",", "")) < len(full.train_index)  # inner: the training split's first 90%
 
 
 def test_cli_bad_input_exits_2_without_traceback(tmp_path, capsys) -> None:

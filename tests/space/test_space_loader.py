@@ -67,9 +67,22 @@ def test_real_data_spaces_need_a_path():
 def test_real_data_space_takes_the_schema_from_the_data(shared_data):
     space = SearchSpace.load("movielens", data=f"movielens:{shared_data / 'movielens-100k'}")
     assert set(space.stream_names) == {"rated", "liked"}
+    assert space.base.train.split == "inner"  # real-data spaces never choose on the evaluation split
 
 
 def test_overrides_apply():
     space = SearchSpace.load("demo", budget="3M", examples=128, seed=3)
     assert space.spec.budget.amount == 3e6
     assert space.base.train.examples == 128 and space.base.train.data_seed == 3
+
+
+def test_split_override_reaches_the_trials_config_and_data():
+    from kunlun.space.data import open_cached
+
+    space = SearchSpace.load("demo", split="inner")
+    assert SearchSpace.load("demo").base.train.split == "eval" and space.base.train.split == "inner"
+    t = space.base.train
+    inner = open_cached(t.data, t.data_seed, t.data_examples, t.split)
+    full = open_cached(t.data, t.data_seed, t.data_examples, "eval")
+    assert inner.request_time.max() <= full.cut_time < full.request_time.max()
+    assert len(inner.eval_index) > 0 and inner.cut_time < full.cut_time
