@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from kunlun.data.dataset import EventDataset
-from kunlun.data.spec import open_data
 from kunlun.model.config import KunlunConfig
 from kunlun.search.commands.train import train_and_evaluate
+from kunlun.space.data import open_cached
 
 
 def _window(w: int) -> Callable[[KunlunConfig], None]:
@@ -58,7 +58,7 @@ def _without(data: EventDataset, stream: str) -> EventDataset:
 def run(variant: str, seed: int) -> dict:
     preset, edit, removed = VARIANTS[variant]
     config = KunlunConfig.preset(preset)
-    data = open_data(config.train.data, seed=config.train.data_seed, examples=config.train.data_examples)
+    data = open_cached(config.train.data, config.train.data_seed, config.train.data_examples)  # once for all runs
     if removed:
         data = _without(data, removed)
     config = config.with_schema(data.schema, data.workload)

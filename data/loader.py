@@ -50,16 +50,17 @@ class TrainLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         rng = np.random.default_rng([self.seed, 1])  # its own stream: the example order does not depend on it
-        return prefetch(self._drop_ids(assemble_batch(self.data, i, self.max_lens), rng)
-                        for i in self.index_batches())
-
-    def _drop_ids(self, batch: Batch, rng: np.random.Generator) -> Batch:
         if self.oov_rate is None:
-            sparse_rates = [self.data.oov_rates.get(k, 0.0) for k in self.data.schema.sparse]
+            sparse = [self.data.oov_rates.get(k, 0.0) for k in self.data.schema.sparse]
             stream_rate = self.data.stream_oov_rate
         else:
-            sparse_rates, stream_rate = [self.oov_rate] * batch.sparse.shape[1], self.oov_rate
-        rates = torch.tensor(sparse_rates, dtype=torch.float64)
+            sparse, stream_rate = [self.oov_rate] * len(self.data.schema.sparse), self.oov_rate
+        rates = torch.tensor(sparse, dtype=torch.float64)
+        return prefetch(self._drop_ids(assemble_batch(self.data, i, self.max_lens), rng, rates, stream_rate)
+                        for i in self.index_batches())
+
+    @staticmethod
+    def _drop_ids(batch: Batch, rng: np.random.Generator, rates: torch.Tensor, stream_rate: float) -> Batch:
         if bool((rates > 0).any()):
             batch.sparse[torch.from_numpy(rng.random(batch.sparse.shape)) < rates] = OOV
         if stream_rate > 0:

@@ -78,8 +78,7 @@ class KunlunModel(nn.Module):
         self.head = Head(config)
 
     def sparse_parameters(self) -> list[nn.Parameter]:
-        tables = {id(p): p for mod in self.modules() if isinstance(mod, nn.Embedding) for p in mod.parameters()}
-        return list(tables.values())  # a table shared by the context and a stream is listed once
+        return [p for mod in self.modules() if isinstance(mod, nn.Embedding) for p in mod.parameters()]
 
     def dense_parameters(self) -> list[nn.Parameter]:
         sparse = {id(p) for p in self.sparse_parameters()}

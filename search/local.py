@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kunlun.model.train import cpu_threads
 from kunlun.search.context import SearchContext
 from kunlun.search.progress import Progress
 from kunlun.search.store import (
@@ -133,14 +134,6 @@ def _death(exitcode: int) -> str:
     return f"exit code {exitcode}"
 
 
-def torch_threads(workers: int) -> int:
-    """Intra-op threads per worker: the cores shared out, one kept for the batch-assembly threads. torch's default
-    (every core in every worker) oversubscribes the machine, and its waiting threads spin: with two workers on two
-    cores, a MovieLens trial at 3.2 MFLOPs/example and 60k examples took 298 s; with one thread each, trials at the
-    same budget took about 63 s."""
-    return max(1, ((os.cpu_count() or 2) - 1) // workers)
-
-
 def _spawned_worker(ctx: SearchContext, index: int, parent: int, current: Any, threads: int) -> None:
     import torch
 
@@ -154,14 +147,14 @@ def run_local(ctx: SearchContext, study: Any, workers: int, progress: Progress) 
     if workers == 1 and memory_cap() is None:
         import torch
 
-        torch.set_num_threads(torch_threads(1))
+        torch.set_num_threads(cpu_threads())
         worker(ctx, 0, after_trial=progress.update)
         return
     mp = multiprocessing.get_context("spawn")
     current = [mp.Value("q", -1, lock=False) for _ in range(workers)]
 
     def start(i: int) -> Any:
-        p = mp.Process(target=_spawned_worker, args=(ctx, i, os.getpid(), current[i], torch_threads(workers)),
+        p = mp.Process(target=_spawned_worker, args=(ctx, i, os.getpid(), current[i], cpu_threads(workers)),
                        daemon=True)
         p.start()
         return p

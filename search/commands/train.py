@@ -8,7 +8,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 
 import torch
@@ -19,7 +18,7 @@ from kunlun.data.spec import KINDS, open_data
 from kunlun.model.config import KunlunConfig
 from kunlun.model.count import count_flops
 from kunlun.model.kunlun import KunlunModel
-from kunlun.model.train import NonFiniteLossError, fit
+from kunlun.model.train import NonFiniteLossError, cpu_threads, fit
 from kunlun.model.yamlio import ConfigError
 
 HELP = "train and evaluate one config"
@@ -90,9 +89,7 @@ def train_and_evaluate(config: KunlunConfig, data: EventDataset) -> dict:
     skipped = f", {data.malformed_rows} malformed rows skipped" if data.malformed_rows else ""
     print(f"kunlun train: {data.name}: {len(data.train_index):,} train / {len(data.eval_index):,} eval "
           f"examples{skipped}", file=sys.stderr)
-    # One core for the batch-assembly thread; the ops of small models gain little from a second torch thread,
-    # and intra-op threads lose much more when a core is shared (a waiting thread spins).
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(cpu_threads())
     torch.manual_seed(train.seed)
     model = KunlunModel(config)
     max_lens = {name: config.model.stream(name).max_len for name in config.stream_names}
