@@ -129,6 +129,10 @@ class ModelConfig:
     # context feature with the same vocabulary: a history event and the candidate then share one vector per id,
     # so matching them is a dot product, not two tables that must learn to agree (DIN shares them the same way).
     share_embeddings: bool = False
+    # Stream tokens add learned embeddings of two log-bucketed time gaps: event to request and event to the
+    # previous event of its stream (the bucketed gap embeddings Meta's GDPA kernel adds to q, KUNLUN.md 3.1).
+    # ROTE alone cannot say how long ago an event was: its rotations cancel to differences between events.
+    time_embedding: bool = False
     num_layers: int = 2
     schedule: Literal["none", "alternate"] | list[list[str]] = "alternate"
     dense_tokens: int = 1

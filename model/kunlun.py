@@ -32,8 +32,8 @@ from kunlun.model.wukong import WukongExperts
 class _StreamState:
     """A stream's jagged tokens and the per-token quantities every layer reuses."""
 
-    def __init__(self, stream: JaggedStream, request_time: Tensor, tokens: Tensor):
-        self.s = tokens  # (sum T, d_e)
+    def __init__(self, stream: JaggedStream, request_time: Tensor):
+        self.s = torch.empty(0)  # (sum T, d_e), set by the stream's embedding
         self.offsets = stream.offsets
         lengths = stream.lengths
         self.max_len = int(lengths.max()) if lengths.numel() else 0
@@ -92,7 +92,8 @@ class KunlunModel(nn.Module):
         for name, embed in self.embed.items():
             with record_function(embed.key):
                 stream = truncate(batch.streams[name], m.stream(name).max_len)
-                states[name] = _StreamState(stream, batch.request_time, embed(stream))
+                st = states[name] = _StreamState(stream, batch.request_time)
+                st.s = embed(stream, st.dt, st.position)
         summaries: dict[str, Tensor] = {}
         for lp in self.plan:
             l = lp.layer

@@ -3,6 +3,11 @@
 Each event is its item embedding concatenated with one embedding per side feature (width embedding_dim each, or
 d_model for a table shared with the context, `model.share_embeddings`), projected to the stream's d_e. Streams
 longer than the stream's `max_len` keep their most recent events.
+
+With `model.time_embedding`, each token adds two learned vectors of width d_e (lookups: no FLOPs): one for the
+bucketed gap from the event to the request, one for the gap to the stream's previous event (the first event has a
+row of its own). Buckets are half-octaves of seconds, log2(1 + gap) * 2, so minutes, hours and days each get
+their own rows; gaps past 2^31.5 s share the last.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ from torch import Tensor, nn
 from kunlun.model.batch import JaggedStream
 from kunlun.model.config import KunlunConfig, StreamSchema
 from kunlun.model.flops import OpRecord, StreamStats, matmul
+
+TIME_BUCKETS = 64
+
+
+def time_bucket(gap: Tensor) -> Tensor:
+    """(N,) gaps in seconds (>= 0) -> (N,) int64 half-octave buckets in [0, TIME_BUCKETS)."""
+    return (2 * torch.log2(1 + gap.clamp(min=0).to(torch.float32))).long().clamp(max=TIME_BUCKETS - 1)
 
 
 def truncate(stream: JaggedStream, max_len: int) -> JaggedStream:
@@ -71,7 +83,16 @@ class StreamEmbedding(nn.Module):
             raise ValueError(f"stream {name!r} reads the context's tables {sorted(missing)} "
                              "(model.share_embeddings): pass them as `shared`")
         self.tables = StreamTables(config.schema.streams[name], config.model.embedding_dim, shared)
-        self.proj = nn.Linear(self.width(config, name), config.model.stream(name).d)
+        d_e = config.model.stream(name).d
+        self.proj = nn.Linear(self.width(config, name), d_e)
+        self.request_gap = self.previous_gap = None
+        if config.model.time_embedding:
+            # embedding rows with the sparse optimiser (its larger learning rate): Taobao, inner split, 60k examples,
+            # NE 0.918 and 0.913 over two seeds, against 0.944 and 0.946 as dense parameters at the dense rate
+            self.request_gap = nn.Embedding(TIME_BUCKETS, d_e)
+            self.previous_gap = nn.Embedding(TIME_BUCKETS + 1, d_e)  # + the first event's row
+            for t in (self.request_gap, self.previous_gap):
+                nn.init.normal_(t.weight, std=0.05)
 
     @staticmethod
     def width(config: KunlunConfig, name: str) -> int:
@@ -79,8 +100,16 @@ class StreamEmbedding(nn.Module):
         parts = ["item", *config.schema.streams[name].side]
         return sum(config.model.d_model if k in shared else config.model.embedding_dim for k in parts)
 
-    def forward(self, stream: JaggedStream) -> Tensor:
-        return self.proj(self.tables(stream))  # (sum T, d_e)
+    def forward(self, stream: JaggedStream, request_gap: Tensor, position: Tensor) -> Tensor:
+        """`request_gap` (sum T,): request time - event time; `position` (sum T,): index in its example."""
+        s = self.proj(self.tables(stream))  # (sum T, d_e)
+        if self.request_gap is None:
+            return s
+        ts = stream.timestamps
+        previous = torch.zeros_like(ts)
+        previous[1:] = ts[1:] - ts[:-1]
+        previous_bucket = torch.where(position > 0, time_bucket(previous), TIME_BUCKETS)
+        return s + self.request_gap(time_bucket(request_gap)) + self.previous_gap(previous_bucket)
 
     @staticmethod
     def flops(config: KunlunConfig, name: str, stats: StreamStats) -> list[OpRecord]:
@@ -90,6 +119,7 @@ class StreamEmbedding(nn.Module):
     @staticmethod
     def params(config: KunlunConfig, name: str) -> dict[str, int]:
         d_e = config.model.stream(name).d
+        time = (2 * TIME_BUCKETS + 1) * d_e if config.model.time_embedding else 0
         return {"dense": (StreamEmbedding.width(config, name) + 1) * d_e,
-                "sparse": StreamTables.params(config.schema.streams[name], config.model.embedding_dim,
-                                              config.shared_tables(name))}
+                "sparse": time + StreamTables.params(config.schema.streams[name], config.model.embedding_dim,
+                                                     config.shared_tables(name))}

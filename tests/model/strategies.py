@@ -61,6 +61,7 @@ def configs(draw) -> KunlunConfig:
         "d_model": draw(st.sampled_from([8, 12, 16])),
         "embedding_dim": draw(st.sampled_from([4, 8])),
         "share_embeddings": draw(st.booleans()),
+        "time_embedding": draw(st.booleans()),
         "num_layers": num_layers,
         "schedule": schedule,
         "dense_tokens": draw(st.integers(0, 2)),

@@ -14,7 +14,7 @@ from kunlun.model.head import Head
 from kunlun.model.hsp import SeedPooling, SumKronLinear
 from kunlun.model.kvgen import KvGen, kvgen_params
 from kunlun.model.pffn import PersonalizedFFN
-from kunlun.model.stream import StreamEmbedding, truncate
+from kunlun.model.stream import TIME_BUCKETS, StreamEmbedding, time_bucket, truncate
 from kunlun.model.swa import WindowedSelfAttention
 from kunlun.model.wukong import WukongExperts, WukongLayer
 
@@ -79,16 +79,57 @@ def test_truncate_keeps_most_recent():
     assert out.side["cat"].tolist() == [100, 101, 106, 107, 108]
 
 
+def _gaps(stream: JaggedStream, request_time: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = stream.lengths
+    batch = torch.repeat_interleave(torch.arange(lengths.numel()), lengths)
+    return request_time[batch] - stream.timestamps, torch.arange(batch.numel()) - stream.offsets[batch]
+
+
 def test_stream_embedding(small):
     batch = synthetic_batch(small, B, 0)
     shared = ContextTokens(small).shared_for(small, "click")
     assert shared  # the presets share item and category with the context
+    assert small.model.time_embedding  # and add the gap embeddings
     module = StreamEmbedding(small, "click", shared)
-    s = module(batch.streams["click"])
-    assert s.shape == (batch.streams["click"].values.numel(), small.model.stream("click").d)
+    stream = batch.streams["click"]
+    s = module(stream, *_gaps(stream, batch.request_time))
+    assert s.shape == (stream.values.numel(), small.model.stream("click").d)
     assert n_params(module) == sum(StreamEmbedding.params(small, "click").values())  # shared: not its own
     with pytest.raises(ValueError, match="share_embeddings"):
         StreamEmbedding(small, "click")
+
+
+def test_time_bucket_half_octaves():
+    gaps = torch.tensor([-5, 0, 1, 2, 3, 59, 60, 3600, 86400, 2**31, 2**40])
+    buckets = time_bucket(gaps)
+    assert buckets[:4].tolist() == [0, 0, 2, 3]  # log2(1 + gap) * 2, floored; negative gaps clamp to 0
+    assert (buckets.diff() >= 0).all()
+    assert buckets[-1] == TIME_BUCKETS - 1 and buckets[-2] == TIME_BUCKETS - 2  # 2^31 s: 62; beyond: the last row
+    assert len({int(b) for b in time_bucket(torch.tensor([60, 3600, 86400]))}) == 3  # minute, hour, day apart
+
+
+def test_time_embedding_reads_gaps_only(small):
+    """Tokens change with the gaps to the request and to the previous event and with nothing else of time; the
+    first event of each example reads the first-event row, whatever the previous example's last event was."""
+    torch.manual_seed(0)
+    module = StreamEmbedding(small, "click", ContextTokens(small).shared_for(small, "click"))
+    values = torch.tensor([1, 2, 3, 4])
+    offsets = torch.tensor([0, 2, 4])
+    side = {k: torch.zeros(4, dtype=torch.int64) for k in small.schema.streams["click"].side}
+    ts = torch.tensor([100, 160, 100, 3700])
+    request = torch.tensor([200, 7300])
+    stream = JaggedStream(values, offsets, ts, side)
+    out = module(stream, *_gaps(stream, request))
+    shifted = JaggedStream(values, offsets, ts + 1000, side)
+    assert torch.equal(module(shifted, *_gaps(shifted, request + 1000)), out)  # same gaps, same tokens
+    base = module.proj(module.tables(stream))
+    request_rows = module.request_gap(time_bucket(request[[0, 0, 1, 1]] - ts))
+    first = torch.tensor(TIME_BUCKETS)
+    previous_rows = module.previous_gap(torch.stack([first, time_bucket(torch.tensor(60)),
+                                                     first, time_bucket(torch.tensor(3600))]))
+    torch.testing.assert_close(out, base + request_rows + previous_rows)
+    later = module(stream, *_gaps(stream, request + 86400))
+    assert not torch.allclose(later, out)  # a day later the events are older: other rows
 
 
 @pytest.mark.parametrize("kind", ["tokens", "lowrank", "interformer"])
@@ -157,6 +198,18 @@ def test_seed_pooling(pooling):
     h.sum().backward()
     assert_all_grads(module)
     assert n_params(module) == SeedPooling.params(stream, 12)
+
+
+@pytest.mark.parametrize("activation", ["softmax", "silu", "relu"])
+def test_seed_pooling_normalises_once(activation):
+    """A stream of one event repeated n times summarises like the single event: softmax normalises over the keys,
+    other activations are divided by the length; never both (which would shrink long histories by 1/n)."""
+    torch.manual_seed(0)
+    module = SeedPooling(StreamConfig(d=8, heads=2, seeds=4, summary_tokens=2, hsp_activation=activation), 12)
+    event = torch.randn(1, 8)
+    one = module(event, torch.tensor([0, 1]), 1)
+    many = module(event.repeat(7, 1), torch.tensor([0, 7]), 7)
+    torch.testing.assert_close(many, one)
 
 
 @pytest.mark.parametrize(("n_in", "n_out", "experts", "layers"), [(9, 5, 2, 1), (5, 5, 1, 2), (3, 1, 1, 1)])
