@@ -132,6 +132,7 @@ class ModelConfig:
     # Stream tokens add learned embeddings of two log-bucketed time gaps: event to request and event to the
     # previous event of its stream (the bucketed gap embeddings Meta's GDPA kernel adds to q, KUNLUN.md 3.1).
     # ROTE alone cannot say how long ago an event was: its rotations cancel to differences between events.
+    # No effect in family `wukong`, which has no stream tokens.
     time_embedding: bool = False
     num_layers: int = 2
     schedule: Literal["none", "alternate"] | list[list[str]] = "alternate"
