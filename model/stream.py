@@ -6,7 +6,8 @@ longer than the stream's `max_len` keep their most recent events.
 
 With `model.time_embedding`, each token adds two learned vectors of width d_e (lookups: no FLOPs): one for the
 bucketed gap from the event to the request, one for the gap to the stream's previous event (the first event has a
-row of its own). Buckets are half-octaves of seconds, log2(1 + gap) * 2, so minutes, hours and days each get
+row of its own, as does the oldest event kept when a history is cut at `max_len`: its predecessor is not in
+the batch). Buckets are half-octaves of seconds, log2(1 + gap) * 2, so minutes, hours and days each get
 their own rows; gaps past 2^31.5 s share the last.
 """
 
@@ -109,7 +110,8 @@ class StreamEmbedding(nn.Module):
         previous = torch.zeros_like(ts)
         previous[1:] = ts[1:] - ts[:-1]
         previous_bucket = torch.where(position > 0, time_bucket(previous), TIME_BUCKETS)
-        return s + self.request_gap(time_bucket(request_gap)) + self.previous_gap(previous_bucket)
+        # in s's dtype: fp32 rows would otherwise turn a bf16 (autocast) residual stream into fp32 for every layer
+        return s + (self.request_gap(time_bucket(request_gap)) + self.previous_gap(previous_bucket)).to(s.dtype)
 
     @staticmethod
     def flops(config: KunlunConfig, name: str, stats: StreamStats) -> list[OpRecord]:

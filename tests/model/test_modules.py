@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -97,6 +99,34 @@ def test_stream_embedding(small):
     assert n_params(module) == sum(StreamEmbedding.params(small, "click").values())  # shared: not its own
     with pytest.raises(ValueError, match="share_embeddings"):
         StreamEmbedding(small, "click")
+
+
+def test_model_passes_each_stream_its_gaps_and_positions(small):
+    """The model hands every stream embedding the gap to the request and the position within the example, of the
+    events it keeps: a history longer than `max_len` keeps its most recent events, counted from 0."""
+    config = copy.deepcopy(small)
+    config.model.streams["click"].max_len = 1  # shorter than the synthetic histories: truncation happens
+    model = KunlunModel(config)
+    batch = synthetic_batch(config, B, 0)
+    seen = {}
+    hooks = [embed.register_forward_hook(lambda m, args, out, name=name: seen.__setitem__(name, args))
+             for name, embed in model.embed.items()]
+    model(batch)
+    for h in hooks:
+        h.remove()
+    assert set(seen) == set(config.stream_names)
+    for name, (stream, request_gap, position) in seen.items():
+        raw = batch.streams[name]
+        bound = config.model.stream(name).max_len
+        kept, gaps, positions = [], [], []
+        for b in range(B):
+            ts = raw.timestamps[raw.offsets[b]:raw.offsets[b + 1]][-bound:]
+            kept += ts.tolist()
+            gaps += (batch.request_time[b] - ts).tolist()
+            positions += list(range(len(ts)))
+        assert stream.timestamps.tolist() == kept, name
+        assert request_gap.tolist() == gaps and position.tolist() == positions, name
+    assert int(batch.streams["click"].lengths.max()) > 1
 
 
 def test_time_bucket_half_octaves():
