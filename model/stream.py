@@ -111,7 +111,8 @@ class StreamEmbedding(nn.Module):
         previous[1:] = ts[1:] - ts[:-1]
         previous_bucket = torch.where(position > 0, time_bucket(previous), TIME_BUCKETS)
         # in s's dtype: fp32 rows would otherwise turn a bf16 (autocast) residual stream into fp32 for every layer
-        return s + (self.request_gap(time_bucket(request_gap)) + self.previous_gap(previous_bucket)).to(s.dtype)
+        to_request = self.request_gap(time_bucket(request_gap)).to(s.dtype)
+        return s + to_request + self.previous_gap(previous_bucket).to(s.dtype)
 
     @staticmethod
     def flops(config: KunlunConfig, name: str, stats: StreamStats) -> list[OpRecord]:
