@@ -32,8 +32,7 @@ from kunlun.model.wukong import WukongExperts
 class _StreamState:
     """A stream's jagged tokens and the per-token quantities every layer reuses."""
 
-    def __init__(self, stream: JaggedStream, request_time: Tensor):
-        self.s = torch.empty(0)  # (sum T, d_e), set by the stream's embedding
+    def __init__(self, stream: JaggedStream, request_time: Tensor, embed: StreamEmbedding):
         self.offsets = stream.offsets
         lengths = stream.lengths
         self.max_len = int(lengths.max()) if lengths.numel() else 0
@@ -41,6 +40,7 @@ class _StreamState:
         self.position = torch.arange(batch.numel(), device=lengths.device) - stream.offsets[batch]
         self.length = lengths[batch]
         self.dt = request_time[batch] - stream.timestamps
+        self.s = embed(stream, self.dt, self.position)  # (sum T, d_e)
 
 
 class KunlunModel(nn.Module):
@@ -92,8 +92,7 @@ class KunlunModel(nn.Module):
         for name, embed in self.embed.items():
             with record_function(embed.key):
                 stream = truncate(batch.streams[name], m.stream(name).max_len)
-                st = states[name] = _StreamState(stream, batch.request_time)
-                st.s = embed(stream, st.dt, st.position)
+                states[name] = _StreamState(stream, batch.request_time, embed)
         summaries: dict[str, Tensor] = {}
         for lp in self.plan:
             l = lp.layer

@@ -10,6 +10,7 @@ training with `NonFiniteLossError`. Metrics are computed over the whole evaluati
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -53,14 +54,12 @@ class FitResult:
         return self.examples / self.train_seconds if self.train_seconds > 0 else 0.0
 
 
-def cpu_threads(processes: int = 1) -> int:
-    """torch intra-op threads for each of `processes` training processes on this machine: the cores shared out, one
-    kept for the batch-assembly threads. torch's default (every core in every process) oversubscribes, and waiting
-    intra-op threads spin: with two search workers on two cores, a MovieLens trial at 3.2 MFLOPs/example and 60k
-    examples took 298 s; with one thread each, trials at the same budget took about 63 s."""
-    import os
-
-    return max(1, ((os.cpu_count() or 2) - 1) // processes)
+def use_cpu_threads(processes: int = 1) -> None:
+    """Set torch's intra-op threads for one of `processes` training processes on this machine: the cores shared
+    out, one kept for the batch-assembly threads. torch's default (every core in every process) oversubscribes, and
+    waiting intra-op threads spin: with two search workers on two cores, a MovieLens trial at 3.2 MFLOPs/example
+    and 60k examples took 298 s; with one thread each, trials at the same budget took about 63 s."""
+    torch.set_num_threads(max(1, ((os.cpu_count() or 2) - 1) // processes))
 
 
 def make_optimizers(model: nn.Module, train: TrainConfig) -> list[torch.optim.Optimizer]:

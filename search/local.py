@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kunlun.model.train import cpu_threads
+from kunlun.model.train import use_cpu_threads
 from kunlun.search.context import SearchContext
 from kunlun.search.progress import Progress
 from kunlun.search.store import (
@@ -134,10 +134,8 @@ def _death(exitcode: int) -> str:
     return f"exit code {exitcode}"
 
 
-def _spawned_worker(ctx: SearchContext, index: int, parent: int, current: Any, threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
+def _spawned_worker(ctx: SearchContext, index: int, parent: int, current: Any, workers: int) -> None:
+    use_cpu_threads(workers)
     _die_with_parent(parent)
     apply_memory_cap()
     worker(ctx, index, parent=parent, current=current)
@@ -145,17 +143,14 @@ def _spawned_worker(ctx: SearchContext, index: int, parent: int, current: Any, t
 
 def run_local(ctx: SearchContext, study: Any, workers: int, progress: Progress) -> None:
     if workers == 1 and memory_cap() is None:
-        import torch
-
-        torch.set_num_threads(cpu_threads())
+        use_cpu_threads()
         worker(ctx, 0, after_trial=progress.update)
         return
     mp = multiprocessing.get_context("spawn")
     current = [mp.Value("q", -1, lock=False) for _ in range(workers)]
 
     def start(i: int) -> Any:
-        p = mp.Process(target=_spawned_worker, args=(ctx, i, os.getpid(), current[i], cpu_threads(workers)),
-                       daemon=True)
+        p = mp.Process(target=_spawned_worker, args=(ctx, i, os.getpid(), current[i], workers), daemon=True)
         p.start()
         return p
 

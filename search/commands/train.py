@@ -18,7 +18,7 @@ from kunlun.data.spec import KINDS, open_data
 from kunlun.model.config import KunlunConfig
 from kunlun.model.count import count_flops
 from kunlun.model.kunlun import KunlunModel
-from kunlun.model.train import NonFiniteLossError, cpu_threads, fit
+from kunlun.model.train import NonFiniteLossError, fit, use_cpu_threads
 from kunlun.model.yamlio import ConfigError
 
 HELP = "train and evaluate one config"
@@ -89,7 +89,7 @@ def train_and_evaluate(config: KunlunConfig, data: EventDataset) -> dict:
     skipped = f", {data.malformed_rows} malformed rows skipped" if data.malformed_rows else ""
     print(f"kunlun train: {data.name}: {len(data.train_index):,} train / {len(data.eval_index):,} eval "
           f"examples{skipped}", file=sys.stderr)
-    torch.set_num_threads(cpu_threads())
+    use_cpu_threads()
     torch.manual_seed(train.seed)
     model = KunlunModel(config)
     max_lens = {name: config.model.stream(name).max_len for name in config.stream_names}
