@@ -40,7 +40,7 @@ class _StreamState:
         self.position = torch.arange(batch.numel(), device=lengths.device) - stream.offsets[batch]
         self.length = lengths[batch]
         self.dt = request_time[batch] - stream.timestamps
-        self.s = embed(stream, self.dt, self.position)  # (sum T, d_e)
+        self.s = embed(stream, self.dt, self.position, self.length)  # (sum T, d_e)
 
 
 class KunlunModel(nn.Module):

@@ -9,6 +9,9 @@ bucketed gap from the event to the request, one for the gap to the stream's prev
 row of its own, as does the oldest event kept when a history is cut at `max_len`: its predecessor is not in
 the batch). Buckets are half-octaves of seconds, log2(1 + gap) * 2, so minutes, hours and days each get
 their own rows; gaps past 2^31.5 s share the last.
+
+With `model.recency_embedding`, each token also adds a learned vector for its recency rank among the kept
+events (0 = the most recent), exact up to 15 and half-octaves beyond (`recency_bucket`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,21 @@ from kunlun.model.config import KunlunConfig, StreamSchema
 from kunlun.model.flops import OpRecord, StreamStats, matmul
 
 TIME_BUCKETS = 64
+EXACT_RANKS = 16
+RECENCY_BUCKETS = 32  # ranks past 16 * 2^7.5 (about 2,900) share the last row
 
 
 def time_bucket(gap: Tensor) -> Tensor:
     """(N,) gaps in seconds (>= 0) -> (N,) int64 half-octave buckets in [0, TIME_BUCKETS)."""
     return (2 * torch.log2(1 + gap.clamp(min=0).to(torch.float32))).long().clamp(max=TIME_BUCKETS - 1)
+
+
+def recency_bucket(rank: Tensor) -> Tensor:
+    """(N,) ranks (0 = the latest event) -> (N,) int64 buckets in [0, RECENCY_BUCKETS): the rank itself below
+    EXACT_RANKS, then half-octaves EXACT_RANKS + 2 * log2(rank / EXACT_RANKS)."""
+    r = rank.clamp(min=0).to(torch.float32)
+    far = EXACT_RANKS + (2 * torch.log2(r.clamp(min=EXACT_RANKS) / EXACT_RANKS)).long()
+    return torch.where(r < EXACT_RANKS, r.long(), far).clamp(max=RECENCY_BUCKETS - 1)
 
 
 def truncate(stream: JaggedStream, max_len: int) -> JaggedStream:
@@ -94,6 +107,10 @@ class StreamEmbedding(nn.Module):
             self.previous_gap = nn.Embedding(TIME_BUCKETS + 1, d_e)  # + the first event's row
             for t in (self.request_gap, self.previous_gap):
                 nn.init.normal_(t.weight, std=0.05)
+        self.recency = None
+        if config.model.recency_embedding:
+            self.recency = nn.Embedding(RECENCY_BUCKETS, d_e)
+            nn.init.normal_(self.recency.weight, std=0.05)
 
     @staticmethod
     def width(config: KunlunConfig, name: str) -> int:
@@ -101,9 +118,12 @@ class StreamEmbedding(nn.Module):
         parts = ["item", *config.schema.streams[name].side]
         return sum(config.model.d_model if k in shared else config.model.embedding_dim for k in parts)
 
-    def forward(self, stream: JaggedStream, request_gap: Tensor, position: Tensor) -> Tensor:
-        """`request_gap` (sum T,): request time - event time; `position` (sum T,): index in its example."""
+    def forward(self, stream: JaggedStream, request_gap: Tensor, position: Tensor, length: Tensor) -> Tensor:
+        """`request_gap` (sum T,): request time - event time; `position` (sum T,): index in its example (oldest
+        kept = 0); `length` (sum T,): its example's number of kept events."""
         s = self.proj(self.tables(stream))  # (sum T, d_e)
+        if self.recency is not None:
+            s = s + self.recency(recency_bucket(length - 1 - position)).to(s.dtype)
         if self.request_gap is None:
             return s
         ts = stream.timestamps
@@ -123,6 +143,7 @@ class StreamEmbedding(nn.Module):
     def params(config: KunlunConfig, name: str) -> dict[str, int]:
         d_e = config.model.stream(name).d
         time = (2 * TIME_BUCKETS + 1) * d_e if config.model.time_embedding else 0
+        recency = RECENCY_BUCKETS * d_e if config.model.recency_embedding else 0
         return {"dense": (StreamEmbedding.width(config, name) + 1) * d_e,
-                "sparse": time + StreamTables.params(config.schema.streams[name], config.model.embedding_dim,
-                                                     config.shared_tables(name))}
+                "sparse": time + recency + StreamTables.params(
+                    config.schema.streams[name], config.model.embedding_dim, config.shared_tables(name))}

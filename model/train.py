@@ -91,8 +91,10 @@ def predict(model: nn.Module, batches: Iterable[Batch],
 
 
 class LearningRate:
-    """Per-step learning rates by examples seen: constant, or a cosine decay to `min_lr_ratio` of each group's
-    rate at `total` examples. Measured on the inner splits: past about one epoch a constant rate overfits."""
+    """Per-step learning rates by examples seen: constant; a cosine decay to `min_lr_ratio` of each group's rate at
+    `total` examples; or wsd, that cosine squeezed into the last `decay_fraction` of `total`. Measured on the inner
+    splits: past about one epoch a constant rate overfits; under one epoch, a cosine decays before the history
+    features are learned (TrainConfig.lr_schedule)."""
 
     def __init__(self, optimizers: list[torch.optim.Optimizer], train: TrainConfig, total: int):
         self.groups = [(g, g["lr"]) for opt in optimizers for g in opt.param_groups]
@@ -102,6 +104,9 @@ class LearningRate:
         if self.train.lr_schedule == "constant":
             return
         progress = min(examples / self.total, 1.0)
+        if self.train.lr_schedule == "wsd":
+            start = 1 - self.train.decay_fraction
+            progress = max(progress - start, 0.0) / self.train.decay_fraction
         floor = self.train.min_lr_ratio
         factor = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
         for group, base in self.groups:

@@ -62,6 +62,7 @@ def configs(draw) -> KunlunConfig:
         "embedding_dim": draw(st.sampled_from([4, 8])),
         "share_embeddings": draw(st.booleans()),
         "time_embedding": draw(st.booleans()),
+        "recency_embedding": draw(st.booleans()),
         "num_layers": num_layers,
         "schedule": schedule,
         "dense_tokens": draw(st.integers(0, 2)),

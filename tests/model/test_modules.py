@@ -16,7 +16,15 @@ from kunlun.model.head import Head
 from kunlun.model.hsp import SeedPooling, SumKronLinear
 from kunlun.model.kvgen import KvGen, kvgen_params
 from kunlun.model.pffn import PersonalizedFFN
-from kunlun.model.stream import TIME_BUCKETS, StreamEmbedding, time_bucket, truncate
+from kunlun.model.stream import (
+    EXACT_RANKS,
+    RECENCY_BUCKETS,
+    TIME_BUCKETS,
+    StreamEmbedding,
+    recency_bucket,
+    time_bucket,
+    truncate,
+)
 from kunlun.model.swa import WindowedSelfAttention
 from kunlun.model.wukong import WukongExperts, WukongLayer
 
@@ -81,17 +89,19 @@ def test_truncate_keeps_most_recent():
     assert out.side["cat"].tolist() == [100, 101, 106, 107, 108]
 
 
-def _gaps(stream: JaggedStream, request_time: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _gaps(stream: JaggedStream, request_time: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per token: gap to the request, position in its example, its example's length (the model's arguments)."""
     lengths = stream.lengths
     batch = torch.repeat_interleave(torch.arange(lengths.numel()), lengths)
-    return request_time[batch] - stream.timestamps, torch.arange(batch.numel()) - stream.offsets[batch]
+    return (request_time[batch] - stream.timestamps, torch.arange(batch.numel()) - stream.offsets[batch],
+            lengths[batch])
 
 
 def test_stream_embedding(small):
     batch = synthetic_batch(small, B, 0)
     shared = ContextTokens(small).shared_for(small, "click")
     assert shared  # the presets share item and category with the context
-    assert small.model.time_embedding  # and add the gap embeddings
+    assert small.model.time_embedding and small.model.recency_embedding  # and add the gap and rank embeddings
     module = StreamEmbedding(small, "click", shared)
     stream = batch.streams["click"]
     s = module(stream, *_gaps(stream, batch.request_time))
@@ -102,8 +112,9 @@ def test_stream_embedding(small):
 
 
 def test_model_passes_each_stream_its_gaps_and_positions(small):
-    """The model hands every stream embedding the gap to the request and the position within the example, of the
-    events it keeps: a history longer than `max_len` keeps its most recent events, counted from 0."""
+    """The model hands every stream embedding the gap to the request, the position within the example and the
+    example's length, of the events it keeps: a history longer than `max_len` keeps its most recent events,
+    counted from 0."""
     config = copy.deepcopy(small)
     config.model.streams["click"].max_len = 1  # shorter than the synthetic histories: truncation happens
     model = KunlunModel(config)
@@ -115,17 +126,19 @@ def test_model_passes_each_stream_its_gaps_and_positions(small):
     for h in hooks:
         h.remove()
     assert set(seen) == set(config.stream_names)
-    for name, (stream, request_gap, position) in seen.items():
+    for name, (stream, request_gap, position, length) in seen.items():
         raw = batch.streams[name]
         bound = config.model.stream(name).max_len
-        kept, gaps, positions = [], [], []
+        kept, gaps, positions, lengths = [], [], [], []
         for b in range(B):
             ts = raw.timestamps[raw.offsets[b]:raw.offsets[b + 1]][-bound:]
             kept += ts.tolist()
             gaps += (batch.request_time[b] - ts).tolist()
             positions += list(range(len(ts)))
+            lengths += [len(ts)] * len(ts)
         assert stream.timestamps.tolist() == kept, name
         assert request_gap.tolist() == gaps and position.tolist() == positions, name
+        assert length.tolist() == lengths, name
     assert int(batch.streams["click"].lengths.max()) > 1
 
 
@@ -142,10 +155,12 @@ def test_time_embedding_reads_gaps_only(small):
     """Tokens change with the gaps to the request and to the previous event and with nothing else of time; the
     first event of each example reads the first-event row, whatever the previous example's last event was."""
     torch.manual_seed(0)
-    module = StreamEmbedding(small, "click", ContextTokens(small).shared_for(small, "click"))
+    config = copy.deepcopy(small)
+    config.model.recency_embedding = False  # the gap rows alone
+    module = StreamEmbedding(config, "click", ContextTokens(config).shared_for(config, "click"))
     values = torch.tensor([1, 2, 3, 4])
     offsets = torch.tensor([0, 2, 4])
-    side = {k: torch.zeros(4, dtype=torch.int64) for k in small.schema.streams["click"].side}
+    side = {k: torch.zeros(4, dtype=torch.int64) for k in config.schema.streams["click"].side}
     ts = torch.tensor([100, 160, 100, 3700])
     request = torch.tensor([200, 7300])
     stream = JaggedStream(values, offsets, ts, side)
@@ -160,6 +175,36 @@ def test_time_embedding_reads_gaps_only(small):
     torch.testing.assert_close(out, base + request_rows + previous_rows)
     later = module(stream, *_gaps(stream, request + 86400))
     assert not torch.allclose(later, out)  # a day later the events are older: other rows
+
+
+def test_recency_bucket_exact_then_half_octaves():
+    ranks = torch.arange(-1, 10_000)
+    buckets = recency_bucket(ranks)
+    assert buckets[1:EXACT_RANKS + 1].tolist() == list(range(EXACT_RANKS))  # the last 16 events: one row each
+    assert buckets[0] == 0 and (buckets.diff() >= 0).all()
+    assert recency_bucket(torch.tensor([16, 22, 23, 31, 32])).tolist() == [16, 16, 17, 17, 18]  # 16 * 2^(k/2)
+    assert buckets[-1] == RECENCY_BUCKETS - 1 and int(buckets.max()) == RECENCY_BUCKETS - 1
+
+
+def test_recency_embedding_reads_ranks_from_the_latest_event(small):
+    """Each token adds the row of its rank counted back from its example's latest kept event, so the latest event
+    of a long and of a short history read the same row; without the flag no rank row is added."""
+    torch.manual_seed(0)
+    config = copy.deepcopy(small)
+    config.model.time_embedding = False  # the rank rows alone
+    module = StreamEmbedding(config, "click", ContextTokens(config).shared_for(config, "click"))
+    values = torch.arange(1, 6)
+    offsets = torch.tensor([0, 3, 3, 5])  # lengths 3, 0, 2
+    side = {k: torch.zeros(5, dtype=torch.int64) for k in config.schema.streams["click"].side}
+    stream = JaggedStream(values, offsets, torch.arange(5) * 10, side)
+    out = module(stream, *_gaps(stream, torch.tensor([100, 100, 100])))
+    base = module.proj(module.tables(stream))
+    torch.testing.assert_close(out, base + module.recency(torch.tensor([2, 1, 0, 1, 0])))
+    config.model.recency_embedding = False
+    plain = StreamEmbedding(config, "click", ContextTokens(config).shared_for(config, "click"))
+    assert plain.recency is None
+    assert StreamEmbedding.params(small, "click")["sparse"] - StreamEmbedding.params(config, "click")["sparse"] == (
+        (2 * TIME_BUCKETS + 1 + RECENCY_BUCKETS) * small.model.stream("click").d)
 
 
 @pytest.mark.parametrize("kind", ["tokens", "lowrank", "interformer"])

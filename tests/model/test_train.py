@@ -137,3 +137,28 @@ def test_cosine_schedule_decays_to_the_floor_and_constant_stays():
     opt.param_groups[0]["lr"] = 0.3
     constant.set(90)
     assert opt.param_groups[0]["lr"] == 0.3
+
+
+def test_wsd_schedule_holds_then_decays_over_its_last_fraction():
+    import torch
+
+    from kunlun.model.config import TrainConfig
+    from kunlun.model.train import LearningRate
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    schedule = LearningRate([opt], TrainConfig(lr_schedule="wsd", min_lr_ratio=0.1, decay_fraction=0.4), total=100)
+    seen = []
+    for examples in (0, 59, 60, 80, 100, 120):
+        schedule.set(examples)
+        seen.append(opt.param_groups[0]["lr"])
+    assert seen == [1.0, 1.0, 1.0, pytest.approx(0.55), pytest.approx(0.1), pytest.approx(0.1)]
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.1, 1.5])
+def test_decay_fraction_outside_its_range_is_a_config_error(fraction):
+    from kunlun.model.config import TrainConfig
+    from kunlun.model.yamlio import ConfigError
+
+    with pytest.raises(ConfigError, match="decay_fraction"):
+        TrainConfig(lr_schedule="wsd", decay_fraction=fraction).check("train")
