@@ -8,7 +8,8 @@ shrunk window, shrunk history or a stream removed, over several seeds; what issu
 without looking at the reported data.
 
 Prints one markdown row per variant (mean NE and AUC over the seeds, their range) and the gap to kunlun-small;
-`--csv` also writes every (variant, seed) row. Each run is `kunlun train` on the preset's own data and examples.
+`--csv` also writes every (variant, seed) row. Each run is `kunlun train` on the preset's own data (or
+`--data-seed`'s) and examples.
 """
 
 from __future__ import annotations

@@ -135,8 +135,9 @@ class ModelConfig:
     # No effect in family `wukong`, which has no stream tokens.
     time_embedding: bool = False
     # Stream tokens add a learned embedding of the event's recency rank (0 = the latest event; exact up to 15,
-    # then half-octaves), the position embedding the same GDPA kernel adds to q. "The last few events" is a rank,
-    # not a time gap: ROTE sees rank differences only, and the time gap says how long ago, not how many events ago.
+    # then half-octaves): the position embedding that kernel adds to q, here added to the token (so it reaches
+    # every layer's PFFN, SWA and HSP, as the gap rows do). "The last few events" is a rank, not a time gap: ROTE
+    # sees rank differences only, and the time gap says how long ago, not how many events ago.
     # Inner splits, kunlun-small, seeds 0/1: MovieLens (100k examples) NE 0.8266/0.8252 -> 0.8191/0.8198, Taobao
     # (60k) 0.9179/0.9133 -> 0.9010/0.9058 (both with cosine). No effect in family `wukong`.
     recency_embedding: bool = False

@@ -116,7 +116,7 @@ def test_model_passes_each_stream_its_gaps_and_positions(small):
     example's length, of the events it keeps: a history longer than `max_len` keeps its most recent events,
     counted from 0."""
     config = copy.deepcopy(small)
-    config.model.streams["click"].max_len = 1  # shorter than the synthetic histories: truncation happens
+    config.model.streams["click"].max_len = 2  # shorter than the synthetic histories: truncation happens
     model = KunlunModel(config)
     batch = synthetic_batch(config, B, 0)
     seen = {}
@@ -139,7 +139,7 @@ def test_model_passes_each_stream_its_gaps_and_positions(small):
         assert stream.timestamps.tolist() == kept, name
         assert request_gap.tolist() == gaps and position.tolist() == positions, name
         assert length.tolist() == lengths, name
-    assert int(batch.streams["click"].lengths.max()) > 1
+    assert int(batch.streams["click"].lengths.max()) > 2
 
 
 def test_time_bucket_half_octaves():
@@ -203,8 +203,9 @@ def test_recency_embedding_reads_ranks_from_the_latest_event(small):
     config.model.recency_embedding = False
     plain = StreamEmbedding(config, "click", ContextTokens(config).shared_for(config, "click"))
     assert plain.recency is None
-    assert StreamEmbedding.params(small, "click")["sparse"] - StreamEmbedding.params(config, "click")["sparse"] == (
-        (2 * TIME_BUCKETS + 1 + RECENCY_BUCKETS) * small.model.stream("click").d)
+    torch.testing.assert_close(plain(stream, *_gaps(stream, torch.tensor([100, 100, 100]))),
+                               plain.proj(plain.tables(stream)))
+    assert n_params(module) - n_params(plain) == RECENCY_BUCKETS * config.model.stream("click").d
 
 
 @pytest.mark.parametrize("kind", ["tokens", "lowrank", "interformer"])

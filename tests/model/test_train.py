@@ -153,6 +153,13 @@ def test_wsd_schedule_holds_then_decays_over_its_last_fraction():
         schedule.set(examples)
         seen.append(opt.param_groups[0]["lr"])
     assert seen == [1.0, 1.0, 1.0, pytest.approx(0.55), pytest.approx(0.1), pytest.approx(0.1)]
+    whole = LearningRate([opt], TrainConfig(lr_schedule="wsd", min_lr_ratio=0.1, decay_fraction=1.0), total=100)
+    cosine = LearningRate([opt], TrainConfig(lr_schedule="cosine", min_lr_ratio=0.1), total=100)
+    for examples in (0, 30, 70, 100):  # decaying over the whole run is the cosine schedule
+        whole.set(examples)
+        rate = opt.param_groups[0]["lr"]
+        cosine.set(examples)
+        assert rate == pytest.approx(opt.param_groups[0]["lr"])
 
 
 @pytest.mark.parametrize("fraction", [0.0, -0.1, 1.5])
