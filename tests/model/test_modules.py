@@ -89,7 +89,7 @@ def test_truncate_keeps_most_recent():
     assert out.side["cat"].tolist() == [100, 101, 106, 107, 108]
 
 
-def _gaps(stream: JaggedStream, request_time: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _embed_args(stream: JaggedStream, request_time: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per token: gap to the request, position in its example, its example's length (the model's arguments)."""
     lengths = stream.lengths
     batch = torch.repeat_interleave(torch.arange(lengths.numel()), lengths)
@@ -104,7 +104,7 @@ def test_stream_embedding(small):
     assert small.model.time_embedding and small.model.recency_embedding  # and add the gap and rank embeddings
     module = StreamEmbedding(small, "click", shared)
     stream = batch.streams["click"]
-    s = module(stream, *_gaps(stream, batch.request_time))
+    s = module(stream, *_embed_args(stream, batch.request_time))
     assert s.shape == (stream.values.numel(), small.model.stream("click").d)
     assert n_params(module) == sum(StreamEmbedding.params(small, "click").values())  # shared: not its own
     with pytest.raises(ValueError, match="share_embeddings"):
@@ -164,16 +164,16 @@ def test_time_embedding_reads_gaps_only(small):
     ts = torch.tensor([100, 160, 100, 3700])
     request = torch.tensor([200, 7300])
     stream = JaggedStream(values, offsets, ts, side)
-    out = module(stream, *_gaps(stream, request))
+    out = module(stream, *_embed_args(stream, request))
     shifted = JaggedStream(values, offsets, ts + 1000, side)
-    assert torch.equal(module(shifted, *_gaps(shifted, request + 1000)), out)  # same gaps, same tokens
+    assert torch.equal(module(shifted, *_embed_args(shifted, request + 1000)), out)  # same gaps, same tokens
     base = module.proj(module.tables(stream))
     request_rows = module.request_gap(time_bucket(request[[0, 0, 1, 1]] - ts))
     first = torch.tensor(TIME_BUCKETS)
     previous_rows = module.previous_gap(torch.stack([first, time_bucket(torch.tensor(60)),
                                                      first, time_bucket(torch.tensor(3600))]))
     torch.testing.assert_close(out, base + request_rows + previous_rows)
-    later = module(stream, *_gaps(stream, request + 86400))
+    later = module(stream, *_embed_args(stream, request + 86400))
     assert not torch.allclose(later, out)  # a day later the events are older: other rows
 
 
@@ -197,13 +197,13 @@ def test_recency_embedding_reads_ranks_from_the_latest_event(small):
     offsets = torch.tensor([0, 3, 3, 5])  # lengths 3, 0, 2
     side = {k: torch.zeros(5, dtype=torch.int64) for k in config.schema.streams["click"].side}
     stream = JaggedStream(values, offsets, torch.arange(5) * 10, side)
-    out = module(stream, *_gaps(stream, torch.tensor([100, 100, 100])))
+    out = module(stream, *_embed_args(stream, torch.tensor([100, 100, 100])))
     base = module.proj(module.tables(stream))
     torch.testing.assert_close(out, base + module.recency(torch.tensor([2, 1, 0, 1, 0])))
     config.model.recency_embedding = False
     plain = StreamEmbedding(config, "click", ContextTokens(config).shared_for(config, "click"))
     assert plain.recency is None
-    torch.testing.assert_close(plain(stream, *_gaps(stream, torch.tensor([100, 100, 100]))),
+    torch.testing.assert_close(plain(stream, *_embed_args(stream, torch.tensor([100, 100, 100]))),
                                plain.proj(plain.tables(stream)))
     assert n_params(module) - n_params(plain) == RECENCY_BUCKETS * config.model.stream("click").d
 
