@@ -61,6 +61,10 @@ class KvGen(nn.Module):
             k, v = self.proj(x_sum).view(b, self.n_kv, 2, *shape[2:]).unbind(2)
             return self.k_norm(k), v
         k = self.k_static.view(1, *shape[1:]).expand(shape)
+        if not torch.is_grad_enabled():
+            # a view of a parameter made under no_grad still requires grad but has no grad_fn, which hooks that
+            # walk module outputs (FlopCounterMode's module tracker) cannot handle
+            k = k.detach()
         return k, self.proj(x_sum).view(shape)
 
     @staticmethod

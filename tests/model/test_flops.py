@@ -18,21 +18,25 @@ from .strategies import configs
 TOLERANCE = 0.01  # the issue's contract: analytic within 1% of FlopCounterMode
 
 
-def measured(model: KunlunModel, batch) -> tuple[int, int]:
+def measured(model: KunlunModel, batch) -> tuple[int, int, int]:
+    """Forward, forward under no_grad (inference counting), and training FLOPs as torch counts them."""
     with FlopCounterMode(display=False) as fwd:
+        model(batch)
+    with torch.no_grad(), FlopCounterMode(display=False) as inference:
         model(batch)
     with FlopCounterMode(display=False) as train:
         model.loss(batch).backward()
-    return fwd.get_total_flops(), train.get_total_flops()
+    return fwd.get_total_flops(), inference.get_total_flops(), train.get_total_flops()
 
 
 def assert_matches(config: KunlunConfig, batch_size: int = 8, seed: int = 0) -> None:
     torch.manual_seed(seed)
     model = KunlunModel(config)
     batch = synthetic_batch(config, batch_size, seed)
-    fwd, train = measured(model, batch)
+    fwd, inference, train = measured(model, batch)
     report = count_flops(config, batch)
     assert report.forward == pytest.approx(fwd, rel=TOLERANCE)
+    assert report.forward == pytest.approx(inference, rel=TOLERANCE)
     assert report.training == pytest.approx(train, rel=TOLERANCE)
     assert report.params_dense + report.params_sparse == sum(p.numel() for p in model.parameters())
     assert report.params_sparse == sum(p.numel() for p in model.sparse_parameters())
