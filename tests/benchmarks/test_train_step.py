@@ -69,3 +69,25 @@ def test_histogram_lengths_follow_the_weights():
     lengths = train_step.histogram_lengths(LengthHistogram([4, 16, 64], [1, 2, 1]), 10)
     # exact shares 2.5 / 5 / 2.5: the tie for the remaining example goes to the first length; longest first
     assert lengths.tolist() == [64, 64, 16, 16, 16, 16, 16, 4, 4, 4]
+
+
+@pytest.mark.slow
+def test_the_issue15_plan_runs_its_stages_and_appends_rows(tmp_path):
+    """benchmarks/gpu_session.sh's training-step stages, on CPU with a tiny preset: each stage logs its exit status
+    and the rows land in $OUT/train_step.csv (graphs skip without CUDA)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(train_step.__file__).resolve().parents[1]
+    env = {**os.environ, "OUT": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "KUNLUN_STEPS_ARGS": "--tiny --device cpu --models wukong-small --no-breakdown"}
+    done = subprocess.run(["bash", "benchmarks/gpu_session.sh", "steps-presets-eager", "steps-presets-graphs"],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    log = (tmp_path / "log.txt").read_text()
+    assert "=== steps-presets-eager rc=0" in log and "=== steps-presets-graphs rc=0" in log
+    assert "graphs: skipped (needs CUDA)" in log
+    got = rows.read_rows(tmp_path / "train_step.csv")
+    assert [(r["name"], r["provider"]) for r in got] == [("wukong-small", "eager")]
