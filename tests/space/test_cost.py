@@ -231,3 +231,12 @@ def test_a_fitted_table_reads_back(tmp_path):
     table.launch["eager"] = fit_launch(HOST_BOUND, table.launch["eager"], "rows")
     write_table(table, tmp_path / "efficiency.yaml")
     assert EfficiencyTable(**load_yaml_file(tmp_path / "efficiency.yaml")) == table
+
+
+def test_trials_and_fronts_carry_the_launch_bound_share():
+    from kunlun.search.front import ROW_KEYS
+    from kunlun.search.trial import _price
+
+    config = KunlunConfig.preset("kunlun-small")
+    assert _price(config)["launch_share"] == pytest.approx(predict(config, "b200").launch_share)
+    assert "launch_share" in ROW_KEYS
