@@ -332,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append_rows(args.csv, got)
             if mode != "eager":
                 torch._dynamo.reset()  # every model compiles afresh; the cache limit is per code object
-    steps = {(r["name"], r["provider"]): r for r in rows.read_rows(args.csv) if r["variant"] == "step"}
+    measured = rows.read_rows(args.csv) if args.csv.is_file() else []
+    steps = {(r["name"], r["provider"]): r for r in measured if r["variant"] == "step"}  # the newest per key
     for mode in modes:
         k, i = steps.get(("kunlun-production", mode)), steps.get(("interformer-production", mode))
         if k and i and k["pct_peak"] and i["pct_peak"]:
