@@ -1,5 +1,7 @@
 """The one helper for benchmark result rows (DESIGN.md, "Results"): build, append, merge. Rows are never
-overwritten; a file whose header is not exactly COLUMNS is refused rather than silently mixed.
+overwritten; a file whose header is not exactly COLUMNS is refused rather than silently mixed, except the previous
+header (LEGACY_COLUMNS, before `host_ms` and `predicted_ms`): its rows read with those columns empty, and the first
+append migrates the file in place (same rows, two empty columns, written atomically).
 
     python benchmarks/rows.py merge SRC DST    # SRC: a CSV brought back from a GPU machine; DST: a CSV or a folder
 """
@@ -17,7 +19,9 @@ from pathlib import Path
 
 COLUMNS = ("date", "commit", "bench", "name", "variant", "mode", "provider", "shape", "dtype", "ms", "tflops",
            "peak_tflops", "pct_peak", "pct_ceiling", "peak_mem_gb", "examples_per_second", "gpu_name", "sm_count",
-           "cuda", "torch", "triton")
+           "cuda", "torch", "triton", "host_ms", "predicted_ms")
+# Until issue 15: train_step rows gained the host time to issue a step and the cost model's prediction beside it.
+LEGACY_COLUMNS = COLUMNS[:-2]
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "results" / "bench"
 
@@ -62,15 +66,27 @@ def make_row(env: dict[str, str], **fields) -> dict[str, str]:
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
+    """Every row of a result CSV, with all of COLUMNS (a legacy file's missing columns empty)."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         _check_header(path, reader.fieldnames)
-        return list(reader)
+        return [{c: row.get(c, "") for c in COLUMNS} for row in reader]
 
 
 def _check_header(path: Path, header) -> None:
-    if tuple(header or ()) != COLUMNS:
+    if tuple(header or ()) not in (COLUMNS, LEGACY_COLUMNS):
         raise ValueError(f"{path}: header {header} is not the result columns {list(COLUMNS)}")
+
+
+def _migrate(path: Path) -> None:
+    """Rewrite a legacy-header file with COLUMNS: the same rows, the new columns empty; never half-written."""
+    old = read_rows(path)
+    tmp = path.with_suffix(".migrating")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(old)
+    tmp.replace(path)
 
 
 def append_rows(path: str | Path, rows: Iterable[dict[str, str]]) -> int:
@@ -84,7 +100,10 @@ def append_rows(path: str | Path, rows: Iterable[dict[str, str]]) -> int:
     new = not path.exists() or path.stat().st_size == 0
     if not new:
         with open(path, newline="") as f:
-            _check_header(path, next(csv.reader(f), None))
+            header = next(csv.reader(f), None)
+        _check_header(path, header)
+        if tuple(header) == LEGACY_COLUMNS:
+            _migrate(path)
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         if new:

@@ -257,10 +257,14 @@ class LengthHistogram:
 
 @dataclass
 class WorkloadConfig:
-    """The canonical input a config is priced on: batch size and per-stream length histograms."""
+    """The deployment a config is priced on: per-GPU batch size, per-stream length histograms, and how the training
+    step is launched. The defaults are a production user's: a per-GPU batch of 1,024 (Wukong's 262,144 over 128-256
+    GPUs is 1,024-2,048, KUNLUN.md) and the whole step replayed as CUDA graphs, where kernel launches cost the least
+    (space/cost.py prices each mode; `eager` is plain PyTorch, `compile` is torch.compile without graphs)."""
 
-    batch_size: int = 256
+    batch_size: int = 1024
     streams: dict[str, LengthHistogram] = field(default_factory=dict)
+    launch: Literal["graphs", "compile", "eager"] = "graphs"
 
     def check(self, path: str) -> None:
         _positive(path, batch_size=self.batch_size)
@@ -428,8 +432,8 @@ class KunlunConfig:
                 warnings.warn(f"model stream {name!r} is not in the data; dropped", stacklevel=2)
                 del out.model.streams[name]
         out.schema = copy.deepcopy(schema)
-        if workload is not None:
-            out.workload = copy.deepcopy(workload)
+        if workload is not None:  # the data's length histograms; the batch and launch mode stay the config's
+            out.workload = dataclasses.replace(out.workload, streams=copy.deepcopy(workload.streams))
         else:
             out.workload.streams = {k: v for k, v in out.workload.streams.items() if k in schema.streams}
         out.check("")

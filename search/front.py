@@ -18,7 +18,7 @@ from kunlun.model.yamlio import ConfigError
 from kunlun.search.store import STUDY_JSON, StudyInfo, load_study, trial_status
 
 ROW_KEYS = ("trial", "study", "budget", "family", "ne", "auc", "train_flops_per_example", "b200_us_per_example",
-            "predicted_mfu", "seq_share", "compskip", "windows", "params_dense", "params_sparse")
+            "predicted_mfu", "launch_share", "seq_share", "compskip", "windows", "params_dense", "params_sparse")
 
 
 @dataclass
@@ -108,6 +108,7 @@ def row(group: Group, folder: str, t: Any) -> dict[str, Any]:
     return {"trial": t.number, "study": Path(folder).name, "budget": group.budget, "family": group.family,
             "ne": a.get("ne"), "auc": a.get("auc"), "train_flops_per_example": a.get("train_flops_per_example"),
             "b200_us_per_example": a.get("b200_us_per_example"), "predicted_mfu": a.get("predicted_mfu"),
+            "launch_share": a.get("launch_share"),
             "seq_share": a.get("seq_share"), "compskip": a.get("compskip"),
             "windows": json.loads(windows) if isinstance(windows, str) else windows,
             "params_dense": a.get("params_dense"), "params_sparse": a.get("params_sparse")}

@@ -229,7 +229,7 @@ def _price(config: Any) -> dict[str, Any]:
            "context_flops": r.context / r.examples, "params_dense": r.params_dense,
            "params_sparse": r.params_sparse}
     cost = predict(config, "b200", report=r)
-    out.update(b200_us_per_example=cost.us_per_example, predicted_mfu=cost.mfu)
+    out.update(b200_us_per_example=cost.us_per_example, predicted_mfu=cost.mfu, launch_share=cost.launch_share)
     return out
 
 

@@ -78,7 +78,8 @@ def _fmt(v: object) -> str:
 
 def _table(rows: list[dict], gs: list, reeval: int) -> None:
     cols = ["study", "trial", "family", "budget", "ne", "auc", "train_flops_per_example", "b200_us_per_example",
-            "predicted_mfu", "seq_share", "compskip", "windows"] + (["ne_mean", "ne_ci"] if reeval else [])
+            "predicted_mfu", "launch_share", "seq_share", "compskip", "windows"]
+    cols += ["ne_mean", "ne_ci"] if reeval else []
     cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
     widths = [max([len(c)] + [len(x[i]) for x in cells]) for i, c in enumerate(cols)]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
