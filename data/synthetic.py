@@ -96,6 +96,7 @@ class SyntheticSpec:
     latent: int = 8  # teacher: width of item, device and hour latent vectors
     teacher_hidden: int = 64
     w_teacher: float = 4.0  # teacher output scale (logits)
+    teacher_gain: float = 1.5  # scale of the teacher's first layer: larger = more saturated, more nonlinear
     decays: tuple[float, ...] = (0.5, 0.9, 0.99)  # teacher: click-history moving averages, per event
 
     def sizes(self) -> dict[str, int]:
@@ -131,7 +132,8 @@ MODES: dict[str, SyntheticSpec] = {
                              w_position=-0.25, w_price=-1.0, w_device=2.0),
     "recent": SyntheticSpec(**_PLANTED, **_NO_CONTEXT, recent=2, w_recent=5.0, w_long=0.0, w_fatigue=0.0,
                             drift=0.3, taste_concentration=1.0, bias=-2.0),
-    "capacity": SyntheticSpec(users=200, categories=64, length_sigma=0.5, label="teacher", bias=-1.0),
+    "capacity": SyntheticSpec(users=200, categories=64, length_sigma=0.5, label="teacher", bias=-1.0,
+                              teacher_gain=3.0, decays=(0.5, 0.8, 0.95)),
 }
 
 
@@ -301,13 +303,13 @@ class _Teacher:
     def __init__(self, s: SyntheticSpec, item_cat: np.ndarray, rng: np.random.Generator):
         k = s.latent
         self.s = s
-        z = rng.standard_normal((s.categories, k))[item_cat] + 0.5 * rng.standard_normal((s.items, k))
+        z = rng.standard_normal((s.categories, k))[item_cat] + 0.2 * rng.standard_normal((s.items, k))
         self.item = z / np.linalg.norm(z, axis=1, keepdims=True) * np.sqrt(k)  # unit-variance coordinates
         self.device = rng.standard_normal((s.devices, k))
         self.hour = rng.standard_normal((24, k))
         # inputs: candidate, clicks at each horizon and their products with it, unclicked impressions, context
         width = k * (2 + 2 * len(s.decays)) + 2 * k + 3
-        self.w1 = rng.standard_normal((width, s.teacher_hidden)) * (1.5 / np.sqrt(width))
+        self.w1 = rng.standard_normal((width, s.teacher_hidden)) * (s.teacher_gain / np.sqrt(width))
         self.b1 = 0.5 * rng.standard_normal(s.teacher_hidden)
         self.w2 = rng.standard_normal(s.teacher_hidden) * (s.w_teacher / np.sqrt(s.teacher_hidden))
 
