@@ -13,7 +13,7 @@ from kunlun.data.taobao import read_taobao
 from kunlun.model.yamlio import ConfigError
 
 READERS = {"movielens": read_movielens, "taobao": read_taobao}
-KINDS = ("synthetic", f"synthetic:{{{','.join(MODES)}}}", *(f"{k}:PATH" for k in READERS))
+KINDS = ("synthetic", *(f"{k}:PATH" for k in READERS), f"synthetic:{{{','.join(MODES)}}}")
 
 
 def open_data(spec: str, seed: int = 0, examples: int = DEFAULT_EXAMPLES,
