@@ -1,4 +1,4 @@
-"""Data spec strings, parsed in one place: `synthetic`, `movielens:PATH`, `taobao:PATH`."""
+"""Data spec strings, parsed in one place: `synthetic`, `synthetic:MODE`, `movielens:PATH`, `taobao:PATH`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 from kunlun.data.dataset import EventDataset, build_dataset
 from kunlun.data.movielens import read_movielens
 from kunlun.data.split import Split
-from kunlun.data.synthetic import DEFAULT_EXAMPLES, SyntheticDataset
+from kunlun.data.synthetic import DEFAULT_EXAMPLES, MODES, SyntheticDataset, synthetic_spec
 from kunlun.data.taobao import read_taobao
 from kunlun.model.yamlio import ConfigError
 
 READERS = {"movielens": read_movielens, "taobao": read_taobao}
-KINDS = ("synthetic", *(f"{k}:PATH" for k in READERS))
+KINDS = ("synthetic", *(f"{k}:PATH" for k in READERS), f"synthetic:{{{','.join(MODES)}}}")
 
 
 def open_data(spec: str, seed: int = 0, examples: int = DEFAULT_EXAMPLES,
@@ -21,8 +21,8 @@ def open_data(spec: str, seed: int = 0, examples: int = DEFAULT_EXAMPLES,
     """`seed` and `examples` (train + eval events) apply to synthetic data;
     `split="inner"` gives the training split cut at its own 90% quantile, for choosing hyper-parameters."""
     kind, _, path = spec.partition(":")
-    if kind == "synthetic" and not path:
-        return SyntheticDataset(None, seed, examples).dataset(split)
+    if kind == "synthetic":
+        return SyntheticDataset(synthetic_spec(path), seed, examples, name=spec).dataset(split)
     if kind in READERS and path:
         try:
             with warnings.catch_warnings():

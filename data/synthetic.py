@@ -27,6 +27,27 @@ Generative process (deterministic given the seed):
 Streams: `click` (earlier clicks) and `impression` (earlier impressions, clicked or not), side feature
 `category`. Context sparse: user, item, category, hour, device, position; dense: 2. Ids are dense, so the
 vocabularies are the sizes above plus the OOV bucket whatever the seed: the model presets carry this schema.
+
+Modes (`--data synthetic:MODE`, `MODES`) keep this schema (the sizes may differ) and change the generative
+parameters and the label; plain `synthetic` is the process above, unchanged. The first three plant an optimum that
+is known by construction (issue 18), so a search can be checked against it; they use 500 users, 1,000 items and
+8 categories, so that a tiny model learns them from a few thousand examples:
+- `history`: every context weight is 0: the label depends only on the user's earlier clicks and impressions,
+  read against the candidate's category. No context feature alone carries signal: a high sequence share wins.
+- `context`: every history weight is 0 and the context terms are stronger: the label depends only on the
+  request's own features, histories are noise. A low sequence share wins.
+- `recent`: the label depends only on the last 2 clicks (w_recent 5 on their share in the candidate's category;
+  no long-range, fatigue or context term), and tastes are broad (Dirichlet 1) and drift (0.3), so older events add
+  nothing: a short history wins (same signal, fewer FLOPs, nothing to dilute it).
+- `capacity` (issue 17): 200 users, so histories run to hundreds of events (n / 200 per user on average), and a
+  label from a random teacher network that keeps rewarding capacity: a tanh MLP (hidden `teacher_hidden`) over
+  the candidate item's latent vector (its category's plus its own, `latent` wide), exponential moving averages of
+  the latents of the user's earlier clicks at three horizons (`decays`, in events) and of its unclicked
+  impressions, their elementwise products with the candidate's (history x candidate interactions), and latent
+  vectors of device and hour, position, price and quality. Learning it takes item and category embeddings, long
+  histories read at several horizons and a nonlinear interaction of all of them.
+`SyntheticDataset.oracle()` returns the true click probabilities (the floor of NE, and what the tests check the
+label's dependencies on).
 """
 
 from __future__ import annotations
@@ -34,6 +55,7 @@ from __future__ import annotations
 import functools
 from collections import deque
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -69,6 +91,13 @@ class SyntheticSpec:
     w_position: float = -0.12
     w_price: float = -0.3
     w_device: float = 0.8
+    taste_concentration: float = 0.2  # Dirichlet parameter of theta_u: small = few favourite categories
+    label: Literal["additive", "teacher"] = "additive"  # the logit above, or the `capacity` teacher network
+    latent: int = 8  # teacher: width of item, device and hour latent vectors
+    teacher_hidden: int = 64
+    w_teacher: float = 4.0  # teacher output scale (logits)
+    teacher_gain: float = 1.5  # scale of the teacher's first layer: larger = more saturated, more nonlinear
+    decays: tuple[float, ...] = (0.5, 0.9, 0.99)  # teacher: click-history moving averages, per event
 
     def sizes(self) -> dict[str, int]:
         """Raw id-space size of every sparse feature, in schema order."""
@@ -95,23 +124,52 @@ class SyntheticSpec:
                             tasks=["click"])
 
 
+_NO_CONTEXT = {"w_quality": 0.0, "w_position": 0.0, "w_price": 0.0, "w_device": 0.0}
+_PLANTED = {"users": 500, "items": 1000, "categories": 8}  # learnable in a few thousand examples
+MODES: dict[str, SyntheticSpec] = {
+    "history": SyntheticSpec(**_PLANTED, **_NO_CONTEXT, w_recent=5.0, w_long=2.0, w_fatigue=-0.5, bias=-2.0),
+    "context": SyntheticSpec(**_PLANTED, w_recent=0.0, w_long=0.0, w_fatigue=0.0, w_quality=1.0,
+                             w_position=-0.25, w_price=-1.0, w_device=2.0),
+    "recent": SyntheticSpec(**_PLANTED, **_NO_CONTEXT, recent=2, w_recent=5.0, w_long=0.0, w_fatigue=0.0,
+                            drift=0.3, taste_concentration=1.0, bias=-2.0),
+    "capacity": SyntheticSpec(users=200, categories=64, length_sigma=0.5, label="teacher", bias=-1.0,
+                              teacher_gain=3.0, decays=(0.5, 0.8, 0.95)),
+}
+
+
+def synthetic_spec(mode: str) -> SyntheticSpec:
+    """The generative parameters of `synthetic:MODE` (the empty mode: plain `synthetic`)."""
+    if not mode:
+        return SyntheticSpec()
+    if mode not in MODES:
+        raise ConfigError("--data", f"unknown synthetic mode {mode!r} (allowed: synthetic, "
+                          f"{', '.join(f'synthetic:{m}' for m in MODES)})")
+    return MODES[mode]
+
+
 class SyntheticDataset:
     """`SyntheticDataset(schema, seed, n)`: `schema` is a `SyntheticSpec`, a synthetic `SchemaConfig` (sizes
-    taken from its vocabularies) or None (the defaults); `n` events (= examples, train + eval)."""
+    taken from its vocabularies) or None (the defaults); `n` events (= examples, train + eval); `name` is the
+    data spec it stands for (in the dataset's name)."""
 
     def __init__(self, schema: SyntheticSpec | SchemaConfig | None = None, seed: int = 0,
-                 n: int = DEFAULT_EXAMPLES):
+                 n: int = DEFAULT_EXAMPLES, name: str = "synthetic"):
         if isinstance(schema, SchemaConfig):
             schema = SyntheticSpec.from_schema(schema)
         self.spec = schema or SyntheticSpec()
         self.seed = seed
         self.n = n
+        self.name = name
 
     def events(self) -> EventTable:
-        return _generate(self.spec, self.seed, self.n)
+        return _generate(self.spec, self.seed, self.n)[0]
+
+    def oracle(self) -> np.ndarray:
+        """(n,) the true click probability of each event of `events()`, in the same order."""
+        return _generate(self.spec, self.seed, self.n)[1]
 
     def dataset(self, split: Split = "eval") -> EventDataset:
-        return build_dataset(self.events(), f"synthetic(seed={self.seed}, n={self.n})", split)
+        return build_dataset(self.events(), f"{self.name}(seed={self.seed}, n={self.n})", split)
 
 
 @functools.lru_cache(maxsize=4)
@@ -121,10 +179,13 @@ def synthetic_schema(seed: int = 0, n: int = DEFAULT_EXAMPLES) -> tuple[SchemaCo
     return data.schema, data.workload
 
 
-def _generate(s: SyntheticSpec, seed: int, n: int) -> EventTable:
+@functools.lru_cache(maxsize=2)
+def _generate(s: SyntheticSpec, seed: int, n: int) -> tuple[EventTable, np.ndarray]:
+    """The events and their true click probabilities."""
     rng = np.random.default_rng(seed)
     item_cat = rng.integers(0, s.categories, size=s.items)
     quality = rng.standard_normal(s.items)
+    teacher = _Teacher(s, item_cat, np.random.default_rng([seed, 1])) if s.label == "teacher" else None
     by_cat = [np.flatnonzero(item_cat == c) for c in range(s.categories)]
     # Zipf popularity within a category; an empty category falls back to any item.
     pop = [(ids, _zipf_cdf(len(ids))) if len(ids) else (np.arange(s.items), _zipf_cdf(s.items))
@@ -132,14 +193,14 @@ def _generate(s: SyntheticSpec, seed: int, n: int) -> EventTable:
     weights = rng.lognormal(0.0, s.length_sigma, size=s.users)
     lengths = rng.multinomial(n, weights / weights.sum())
 
-    names = ("user", "ts", "item", "cat", "device", "pos", "price", "label")
+    names = ("user", "ts", "item", "cat", "device", "pos", "price", "label", "prob")
     cols: dict[str, list[np.ndarray]] = {k: [] for k in names}
     horizon = s.days * DAY
     for u in range(s.users):
         length = int(lengths[u])
         if length == 0:
             continue
-        theta = rng.dirichlet(np.full(s.categories, 0.2))
+        theta = rng.dirichlet(np.full(s.categories, s.taste_concentration))
         start = rng.uniform(0, 0.5 * horizon)
         # Bursty sessions: mostly short gaps, some long ones.
         gaps = np.where(rng.random(length) < 0.15, rng.exponential(40.0, length),
@@ -153,16 +214,20 @@ def _generate(s: SyntheticSpec, seed: int, n: int) -> EventTable:
         price = rng.standard_normal(length)
         cats = _impression_categories(rng, s, theta, length)
         items = np.array([_draw(pop[c], r) for c, r in zip(cats, rng.random(length))], dtype=np.int64)
-        ctx_logit = (s.bias + s.w_quality * quality[items] + s.w_position * pos + s.w_price * price
-                     + s.w_device * ((device == cats % s.devices) - 1.0 / s.devices))
-        labels = _clicks(rng, s, cats, ctx_logit)
+        if teacher is None:
+            ctx_logit = (s.bias + s.w_quality * quality[items] + s.w_position * pos + s.w_price * price
+                         + s.w_device * ((device == cats % s.devices) - 1.0 / s.devices))
+            labels, probs = _clicks(rng, s, cats, ctx_logit)
+        else:
+            context = teacher.context(device, (ts // 3600) % 24, pos, price, quality[items])
+            labels, probs = teacher.clicks(rng, items, context)
         for key, v in (("user", np.full(length, u)), ("ts", ts), ("item", items), ("cat", cats),
-                       ("device", device), ("pos", pos), ("price", price), ("label", labels)):
+                       ("device", device), ("pos", pos), ("price", price), ("label", labels), ("prob", probs)):
             cols[key].append(v)
     c = {k: np.concatenate(v) for k, v in cols.items()}
     noisy_quality = quality[c["item"]] + rng.standard_normal(len(c["item"]))
     click = c["label"].astype(bool)
-    return EventTable(
+    table = EventTable(
         user=c["user"].astype(np.int64), ts=c["ts"], item=c["item"],
         labels=c["label"].astype(np.float32)[:, None],
         sparse={"user": c["user"].astype(np.int64), "item": c["item"], "category": c["cat"].astype(np.int64),
@@ -176,6 +241,7 @@ def _generate(s: SyntheticSpec, seed: int, n: int) -> EventTable:
         fixed_vocab=s.sizes(),
         history_length_features=False,
     )
+    return table, c["prob"]
 
 
 def _zipf_cdf(k: int) -> np.ndarray:
@@ -205,23 +271,75 @@ def _impression_categories(rng: np.random.Generator, s: SyntheticSpec, theta: np
 
 
 def _clicks(rng: np.random.Generator, s: SyntheticSpec, cats: np.ndarray,
-            ctx_logit: np.ndarray) -> np.ndarray:
-    """Sequential: each label depends on the user's strictly earlier clicks and impressions."""
+            ctx_logit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sequential: each label depends on the user's strictly earlier clicks and impressions. Labels and their
+    probabilities."""
     counts = np.zeros(s.categories)
     recent: deque[int] = deque(maxlen=s.recent)
     shown: deque[tuple[int, int]] = deque(maxlen=s.fatigue_window)
     prior = 1.0 / s.categories
     u = rng.random(len(cats))
     out = np.zeros(len(cats), dtype=np.int64)
+    prob = np.zeros(len(cats))
     for i, c in enumerate(cats.tolist()):
         short = sum(r == c for r in recent) / s.recent
         long = (counts[c] + prior) / (counts.sum() + 1.0)
         fatigue = sum(1 for sc, clicked in shown if sc == c and not clicked)
         logit = ctx_logit[i] + s.w_recent * short + s.w_long * long + s.w_fatigue * fatigue
-        y = int(u[i] < 1.0 / (1.0 + np.exp(-logit)))
+        prob[i] = 1.0 / (1.0 + np.exp(-logit))
+        y = int(u[i] < prob[i])
         out[i] = y
         if y:
             counts[c] += 1
             recent.append(c)
         shown.append((c, y))
-    return out
+    return out, prob
+
+
+class _Teacher:
+    """The `capacity` label: a random tanh network over candidate, history and context latents (module docstring).
+    Its weights and the latents come from their own generator, so they do not shift the events' draws."""
+
+    def __init__(self, s: SyntheticSpec, item_cat: np.ndarray, rng: np.random.Generator):
+        k = s.latent
+        self.s = s
+        z = rng.standard_normal((s.categories, k))[item_cat] + 0.2 * rng.standard_normal((s.items, k))
+        self.item = z / np.linalg.norm(z, axis=1, keepdims=True) * np.sqrt(k)  # unit-variance coordinates
+        self.device = rng.standard_normal((s.devices, k))
+        self.hour = rng.standard_normal((24, k))
+        # inputs: candidate, clicks at each horizon and their products with it, unclicked impressions, context
+        width = k * (2 + 2 * len(s.decays)) + 2 * k + 3
+        self.w1 = rng.standard_normal((width, s.teacher_hidden)) * (s.teacher_gain / np.sqrt(width))
+        self.b1 = 0.5 * rng.standard_normal(s.teacher_hidden)
+        self.w2 = rng.standard_normal(s.teacher_hidden) * (s.w_teacher / np.sqrt(s.teacher_hidden))
+
+    def context(self, device: np.ndarray, hour: np.ndarray, pos: np.ndarray, price: np.ndarray,
+                quality: np.ndarray) -> np.ndarray:
+        """(T, 2k + 3) the events' context inputs."""
+        scaled_pos = pos / max(self.s.positions - 1, 1) * 2 - 1
+        return np.concatenate([self.device[device], self.hour[hour], scaled_pos[:, None], price[:, None],
+                               quality[:, None]], axis=1)
+
+    def clicks(self, rng: np.random.Generator, items: np.ndarray,
+               context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sequential, as `_clicks`: the click averages move only after a click, the impression one after a
+        miss."""
+        s, k = self.s, self.s.latent
+        decays = np.asarray(s.decays)[:, None]
+        clicked = np.zeros((len(s.decays), k))
+        missed = np.zeros(k)
+        u = rng.random(len(items))
+        out = np.zeros(len(items), dtype=np.int64)
+        prob = np.zeros(len(items))
+        ctx_hidden = context @ self.w1[-context.shape[1]:] + self.b1  # (T, hidden)
+        w_hist = self.w1[:-context.shape[1]]
+        for i, item in enumerate(items.tolist()):
+            z = self.item[item]
+            x = np.concatenate([z, clicked.ravel(), (clicked * z).ravel(), missed])
+            prob[i] = 1.0 / (1.0 + np.exp(-(s.bias + np.tanh(x @ w_hist + ctx_hidden[i]) @ self.w2)))
+            out[i] = int(u[i] < prob[i])
+            if out[i]:
+                clicked = decays * clicked + (1 - decays) * z
+            else:
+                missed = 0.8 * missed + 0.2 * z
+        return out, prob

@@ -34,8 +34,8 @@ def data_fingerprint(spec: str, seed: int, examples: int) -> str:
     """sha256 of the data: of its files for a real dataset, of the generator's parameters for synthetic data."""
     h = hashlib.sha256()
     kind, _, path = spec.partition(":")
-    if not path:
-        h.update(f"{kind}:seed={seed}:examples={examples}".encode())
+    if kind == "synthetic" or not path:  # synthetic:MODE names its generator, not a file
+        h.update(f"{spec}:seed={seed}:examples={examples}".encode())
         return h.hexdigest()
     root = Path(path).expanduser()
     files = sorted(p for p in (root.rglob("*") if root.is_dir() else [root]) if p.is_file())

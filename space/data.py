@@ -12,7 +12,7 @@ from kunlun.model.yamlio import ConfigError
 def check_data_path(spec: str) -> None:
     """A real data spec must name an existing path (checked first in every trial, on every worker)."""
     kind, _, path = spec.partition(":")
-    if path and not Path(path).expanduser().exists():
+    if kind != "synthetic" and path and not Path(path).expanduser().exists():  # synthetic:MODE reads no file
         raise ConfigError("--data", f"{kind} data path {path!r} does not exist on this machine")
 
 
