@@ -14,7 +14,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from kunlun.model.yamlio import ConfigError, dump_yaml, from_mapping, load_yaml_file, to_mapping
+from kunlun.model.yamlio import (
+    ConfigError,
+    check_preset,
+    dump_yaml,
+    from_mapping,
+    is_preset_name,
+    load_yaml_file,
+    to_mapping,
+)
 
 SCHEMA_VERSION = 1
 COMPONENTS = ("pffn", "swa", "hsp", "interaction")
@@ -388,18 +396,16 @@ class KunlunConfig:
 
     @classmethod
     def preset(cls, name: str) -> KunlunConfig:
-        names = preset_names()
-        if name not in names:
-            raise ConfigError("", f"unknown model preset {name!r} (presets: {', '.join(names)})")
+        check_preset(name, "model", preset_names())
         with resources.as_file(resources.files("kunlun.model.presets") / f"{name}.yaml") as p:
             return cls.from_yaml(p)
 
     @classmethod
     def load(cls, spec: str | Path) -> KunlunConfig:
-        """A YAML path or a model preset name (wherever a CONFIG is accepted)."""
-        p = Path(spec)
-        if p.suffix in (".yaml", ".yml") or p.exists():
-            return cls.from_yaml(p)
+        """A YAML path or a model preset name (wherever a CONFIG is accepted; yamlio.is_preset_name tells them
+        apart)."""
+        if not is_preset_name(spec):
+            return cls.from_yaml(spec)
         return cls.preset(str(spec))
 
     def to_dict(self) -> dict[str, Any]:

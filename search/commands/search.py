@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from kunlun.model.yamlio import ConfigError
+from kunlun.model.yamlio import ConfigError, is_preset_name
 from kunlun.search.cli import UsageError
 from kunlun.search.context import SearchContext
 from kunlun.search.store import STUDY_JSON, StudyInfo, budget_tag, storage_url
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         name = info.name
         if info.budget != spec.budget.amount:
             raise UsageError(f"--resume: {out} is a study at budget {info.budget:.4g}, not {spec.budget.amount:.4g}")
-    ctx = SearchContext(space=args.space if not Path(args.space).exists() else str(Path(args.space).resolve()),
+    ctx = SearchContext(space=args.space if is_preset_name(args.space) else str(Path(args.space).resolve()),
                         overrides=overrides, out=out, storage=storage_url(args.storage, out) if not args.resume
                         else info.storage, study_name=name, trials=args.trials, objectives=objectives(),
                         sampler=args.sampler, seed=spec.seed)

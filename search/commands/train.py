@@ -19,7 +19,7 @@ from kunlun.model.config import KunlunConfig
 from kunlun.model.count import count_flops
 from kunlun.model.kunlun import KunlunModel
 from kunlun.model.train import NonFiniteLossError, fit, use_cpu_threads
-from kunlun.model.yamlio import ConfigError
+from kunlun.model.yamlio import ConfigError, is_preset_name
 
 HELP = "train and evaluate one config"
 
@@ -75,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _config_file(spec: str) -> str:
     """The file a CONFIG argument names (a preset's own file for a preset name)."""
-    from pathlib import Path
-
-    if Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists():
+    if not is_preset_name(spec):
         return spec
     return f"model/presets/{spec}.yaml"
 

@@ -86,3 +86,24 @@ def test_split_override_reaches_the_trials_config_and_data():
     full = open_cached(t.data, t.data_seed, t.data_examples, "eval")
     assert inner.request_time.max() <= full.cut_time < full.request_time.max()
     assert len(inner.eval_index) > 0 and inner.cut_time < full.cut_time
+
+
+def test_a_folder_or_file_named_like_a_preset_does_not_shadow_it(tmp_path, monkeypatch, capsys):
+    """Issue 20, item 1: a name without a path separator or a .yaml suffix is a preset; `./NAME` is the path."""
+    from kunlun.search.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "kunlun-small").mkdir()
+    assert main(["flops", "kunlun-small"]) == 0
+    assert main(["search", "demo", "--dry-run", "--samples", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["flops", "./kunlun-small"]) == 2  # the folder, read as a path
+    assert "kunlun-small: no such file" in capsys.readouterr().err
+    (tmp_path / "mine").write_text("model: {}\n")
+    assert main(["flops", "mine"]) == 2  # ambiguous: the message says how to read the file
+    err = capsys.readouterr().err
+    assert "unknown model preset 'mine'" in err and "write ./mine" in err and len(err.splitlines()) == 1
+    assert main(["search", "kunlun-small", "--dry-run"]) == 2
+    assert "'kunlun-small' is a model preset, not a space preset" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
