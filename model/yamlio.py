@@ -100,7 +100,7 @@ def check_preset(name: str, kind: str, names: list[str], others: dict[str, list[
     if name not in names:
         other = next((f"; {name!r} is a {k} preset, not a {kind} preset" for k, ns in (others or {}).items()
                       if name in ns), "")
-        raise ConfigError("", f"unknown {kind} preset {name!r} (presets: {', '.join(names)}){other}{hint}")
+        raise ConfigError("", f"unknown {kind} preset {name!r} ({kind} presets: {', '.join(names)}){other}{hint}")
     if local.is_file():
         warnings.warn(f"{name!r} is the {kind} preset; the file ./{name} is not read (write ./{name} to read it)",
                       stacklevel=3)

@@ -49,12 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kunlun.search.checks import at_least, check_search, check_search_args
-
-    for flag, value, low in (("--trials", args.trials, 1), ("--workers", args.workers, 1),
-                             ("--examples", args.examples, 1), ("--samples", args.samples, 1),
-                             ("--warm-start-top", args.warm_start_top, 1)):
-        at_least(flag, value, low)
+    from kunlun.search.checks import check_search, check_search_args, make_folder
 
     check_search_args(args)  # every flag, the storage: before anything is loaded or created
     overrides = {k: v for k, v in (("data", args.data), ("budget", args.budget), ("examples", args.examples),
@@ -90,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                         else info.storage, study_name=name, trials=args.trials, objectives=objectives(),
                         sampler=args.sampler, seed=spec.seed)
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "--out")
     try:
         study = _open_study(ctx, space, args.resume)
     except Exception:
@@ -171,7 +166,8 @@ def _summary(study, out: Path) -> None:
 
     trials = study.get_trials(deepcopy=False)
     status = [trial_status(t) for t in trials]
-    counts = {s: status.count(s) for s in ("complete", "infeasible", "pruned", "fail")}
+    counts = {k: status.count(s) for k, s in (("feasible", "complete"), ("infeasible", "infeasible"),
+                                              ("pruned", "pruned"), ("failed", "fail"))}
     done = [t for t, s in zip(trials, status) if s == "complete"]
     best = min(done, key=lambda t: t.user_attrs["ne"]) if done else None
     print(f"kunlun search: {out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()), file=sys.stderr)
