@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 from kunlun.model.yamlio import ConfigError, is_preset_name
@@ -144,6 +145,9 @@ def _open_study(ctx: SearchContext, space: SearchSpace, resume: bool):
         raise ConfigError("--storage", f"cannot open {ctx.storage!r}: {e}") from None
     study = optuna.create_study(study_name=ctx.study_name, storage=storage, directions=ctx.directions,
                                 load_if_exists=resume)
+    with warnings.catch_warnings():  # experimental in Optuna 5; optuna-dashboard names the objectives with it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(ctx.objectives)
     spec = space.spec
     for key, value in {"budget": spec.budget.amount, "budget_kind": spec.budget.kind,
                        "families": list(spec.params.family), "space": ctx.space, "seed": spec.seed,
