@@ -156,12 +156,18 @@ def _open_study(ctx: SearchContext, space: SearchSpace, resume: bool):
     if resume:
         from optuna.trial import TrialState
 
-        from kunlun.search.store import heartbeat
+        from kunlun.search.store import fail_stale, folder_lock, heartbeat
 
+        with folder_lock(ctx.out):
+            retried = fail_stale(study)
+        if retried:
+            print(f"kunlun search: trial(s) {', '.join(map(str, retried))} interrupted (no heartbeat, or the process "
+                  "that ran them is gone): failed, and retried before anything new is sampled", file=sys.stderr)
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if running:  # another search's, or a dead one's: the heartbeat tells (store.fail_stale), not this guess
-            print(f"kunlun search: {len(running)} trial(s) RUNNING in {ctx.study_name}: those of a search that is gone "
-                  f"fail once {heartbeat()[1]} s pass without a heartbeat, and are retried", file=sys.stderr)
+        if running:  # another live search's on this host, or one on another host that the heartbeat will tell
+            print(f"kunlun search: {len(running)} trial(s) RUNNING in {ctx.study_name}, by live processes or on other "
+                  f"hosts: left alone; those of a search that is gone fail once {heartbeat()[1]} s pass without a "
+                  "heartbeat, and are retried", file=sys.stderr)
     return study
 
 
