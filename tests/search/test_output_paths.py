@@ -2,34 +2,9 @@
 folder where a file goes, a place nobody may write (a path under a regular file works as root too; /proc refuses
 even root): one line on stderr, exit 2, no traceback, nothing created."""
 
-import optuna
 import pytest
-from optuna.distributions import FloatDistribution
-from optuna.trial import TrialState, create_trial
 
-from kunlun.model.config import KunlunConfig
 from kunlun.search.cli import main
-from kunlun.search.store import StudyInfo, storage_url
-
-
-def _study(out, feasible=True):
-    out.mkdir(parents=True)
-    url = storage_url(None, out)
-    StudyInfo(name="s", storage=url, space="demo", budget=4e6, budget_kind="flops", families=["kunlun"],
-              objectives=["ne", "b200_us_per_example"], seed=0, trials=2, data="synthetic").write(out)
-    study = optuna.create_study(study_name="s", storage=url, directions=["minimize"] * 2)
-    dist = {"x": FloatDistribution(0, 1)}
-    config = KunlunConfig.preset("kunlun-small").to_yaml()
-    for ne, us in [(0.97, 2.0), (1.02, 1.0)]:
-        attrs = {"ne": ne, "auc": 0.7, "train_flops_per_example": 4e6, "b200_us_per_example": us,
-                 "predicted_mfu": 0.25, "seq_share": 0.5, "family": "kunlun", "compskip": "none",
-                 "windows": '{"click": null, "impression": 4}', "config_yaml": config}
-        if feasible:
-            study.add_trial(create_trial(values=[ne, us], params={"x": 0.5}, distributions=dist, user_attrs=attrs))
-        else:
-            study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 0.5}, distributions=dist,
-                                         user_attrs=attrs))
-    return out
 
 
 def _bad(capsys, argv, *absent):
@@ -52,8 +27,8 @@ def test_search_and_scaling_out(tiny_space, tmp_path, capsys):
     assert not (tmp_path / "results").exists()
 
 
-def test_export_output(tmp_path, capsys):
-    study = _study(tmp_path / "s")
+def test_export_output(tmp_path, capsys, hand_study):
+    study = hand_study(tmp_path / "s")
     afile = tmp_path / "afile"
     afile.write_text("x")
     assert "-o" in _bad(capsys, ["export", str(study), "--trial", "0", "-o", str(afile / "x.yaml")])
@@ -63,14 +38,14 @@ def test_export_output(tmp_path, capsys):
     assert "configs" in _bad(capsys, ["export", str(study), "--trial", "0"])
 
 
-def test_pareto_without_a_complete_trial_exits_2(tmp_path, capsys):
-    study = _study(tmp_path / "s", feasible=False)
+def test_pareto_without_a_complete_trial_exits_2(tmp_path, capsys, hand_study):
+    study = hand_study(tmp_path / "s", feasible=False)
     err = _bad(capsys, ["pareto", str(study)], study / "pareto.png", study / "pareto.html")
     assert "no complete feasible trial" in err and "2 failed" in err
 
 
-def test_pareto_table_units_windows_base_rate_and_counts_once(tmp_path, capsys):
-    study = _study(tmp_path / "s")
+def test_pareto_table_units_windows_base_rate_and_counts_once(tmp_path, capsys, hand_study):
+    study = hand_study(tmp_path / "s")
     assert main(["pareto", str(study), "--no-plots"]) == 0
     out, err = capsys.readouterr()
     assert "predicted B200 us/ex" in out and "predicted MFU %" in out and "None" not in out
@@ -80,10 +55,10 @@ def test_pareto_table_units_windows_base_rate_and_counts_once(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("fmt", ["json"])
-def test_pareto_json_windows_and_mfu(tmp_path, capsys, fmt):
+def test_pareto_json_windows_and_mfu(tmp_path, capsys, fmt, hand_study):
     import json
 
-    study = _study(tmp_path / "s")
+    study = hand_study(tmp_path / "s")
     assert main(["pareto", str(study), "--format", fmt, "--no-plots"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["predicted_mfu"] for r in rows} == {25.0}
