@@ -65,9 +65,12 @@ class StreamConfig:
             raise ConfigError(f"{path}.depth", f"must be >= 1 or null, got {self.depth}")
         windows = self.window if isinstance(self.window, list) else [self.window]
         for i, w in enumerate(windows):
+            sub = f"{path}.window[{i}]" if isinstance(self.window, list) else f"{path}.window"
             if w is not None and w < 0:
-                sub = f"{path}.window[{i}]" if isinstance(self.window, list) else f"{path}.window"
                 raise ConfigError(sub, f"must be >= 0 or null, got {w}")
+            if w is not None and w >= self.max_len:  # |i - j| <= max_len - 1 already spans the kept events
+                raise ConfigError(sub, f"{w} is wider than the stream (max_len {self.max_len}; allowed: 0 to "
+                                  f"{self.max_len - 1}, or null for full attention)")
 
     @property
     def head_dim(self) -> int:

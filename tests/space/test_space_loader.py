@@ -107,3 +107,18 @@ def test_a_folder_or_file_named_like_a_preset_does_not_shadow_it(tmp_path, monke
     assert main(["search", "kunlun-small", "--dry-run"]) == 2
     assert "'kunlun-small' is a model preset, not a space preset" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_window_wider_than_the_stream_is_rejected(tmp_path, capsys):
+    """Issue 20, item 7: a window of max_len or more is bad input (one line naming the key), not silently full."""
+    from kunlun.model.config import KunlunConfig
+    from kunlun.search.cli import main
+
+    raw = KunlunConfig.preset("kunlun-small").to_dict()
+    name = next(iter(raw["model"]["streams"]))
+    raw["model"]["streams"][name].update(max_len=16, window=16)
+    path = tmp_path / "wide.yaml"
+    path.write_text(__import__("yaml").safe_dump(raw))
+    assert main(["flops", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"model.streams.{name}.window" in err and "max_len 16" in err and len(err.splitlines()) == 1
