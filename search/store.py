@@ -207,10 +207,13 @@ def owner_gone(owner: Any) -> bool:
     return started is None or (owner[2] is not None and started != owner[2])
 
 
-def fail_stale(study: Any) -> list[int]:
+def fail_stale(study: Any, owners: bool = False) -> list[int]:
     """FAIL (reason: interrupted) every RUNNING trial whose owner stopped beating more than the grace period ago, and
     queue a retry of each; returns their numbers. SQL storages: Optuna's heartbeat decides; journal storages, and
-    any trial that never got a lease (its process died right after claiming it): the lease attr or the start time."""
+    any trial that never got a lease (its process died right after claiming it): the lease attr or the start time.
+    `owners` (a search starting with --resume): also, at once, every trial whose claiming process is provably gone
+    (owner_gone). Running workers leave that to the grace period: a worker process that dies is the search's to
+    diagnose (local.run_local: killed by which signal)"""
     from optuna.trial import TrialState
 
     storage = study._storage
@@ -222,7 +225,7 @@ def fail_stale(study: Any) -> list[int]:
     now = time.time()
     gone = set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if owner_gone(t.system_attrs.get(OWNER)):  # no need to wait for the grace period
+        if owners and owner_gone(t.system_attrs.get(OWNER)):  # no need to wait for the grace period
             gone.add(t._trial_id)
             continue
         lease = t.system_attrs.get(LEASE)

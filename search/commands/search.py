@@ -159,7 +159,7 @@ def _open_study(ctx: SearchContext, space: SearchSpace, resume: bool):
         from kunlun.search.store import fail_stale, folder_lock, heartbeat
 
         with folder_lock(ctx.out):
-            retried = fail_stale(study)
+            retried = fail_stale(study, owners=True)
         if retried:
             print(f"kunlun search: trial(s) {', '.join(map(str, retried))} interrupted (no heartbeat, or the process "
                   "that ran them is gone): failed, and retried before anything new is sampled", file=sys.stderr)
