@@ -18,11 +18,13 @@ from kunlun.search.trial import objectives
 from kunlun.space.space import SearchSpace
 
 HELP = "run a budgeted architecture search (Optuna or Ray Tune)"
+DEFAULT_TRIALS = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", nargs="?", default="demo", help="space YAML or space preset (default: demo)")
-    parser.add_argument("--trials", type=int, default=20, help="COMPLETE trials to reach (default: 20)")
+    parser.add_argument("--trials", type=int, help=f"COMPLETE trials to reach (default: {DEFAULT_TRIALS}; "
+                        "--dry-run ignores it)")
     parser.add_argument("--budget", help="per training example: FLOPs (2.5e9, 2.5G) or B200 time (40us)")
     parser.add_argument("--data", help="synthetic | movielens:PATH | taobao:PATH (default: the space's)")
     parser.add_argument("--examples", type=int, help="training examples per trial (default: the space's)")
@@ -60,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from kunlun.search.dryrun import dry_run
 
-        print(json.dumps(dry_run(space, args.samples), indent=2))
+        if args.trials is not None:
+            print(f"kunlun search: --dry-run trains nothing: --trials {args.trials} is ignored (--samples "
+                  f"{args.samples} allocations are sampled and solved)", file=sys.stderr)
+        print(json.dumps(dry_run(space, args.samples, progress=not args.no_progress), indent=2))
         return 0
+    args.trials = args.trials or DEFAULT_TRIALS
     check_search(args, space)  # a budget no config meets, a storage that holds the study already
     if args.warm_start:
         from kunlun.search.checks import check_study_folders

@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"NE {report['ne']:.4f}  AUC {report['auc']:.4f}  logloss {report['logloss']:.4f}  "
               f"calibration {report['calibration']:.3f}  {report['examples']:,} examples "
-              f"({report['epochs']:.2f} epochs) in {report['seconds']:.1f} s, "
-              f"{report['examples_per_second']:,.0f} examples/s")
+              f"({report['epochs']:.2f} epochs); training {report['train_seconds']:.1f} s "
+              f"({report['examples_per_second']:,.0f} examples/s), evaluation {report['eval_seconds']:.1f} s")
     return 0
 
 
@@ -100,6 +100,8 @@ def train_and_evaluate(config: KunlunConfig, data: EventDataset) -> dict:
         "examples": result.examples,
         "epochs": result.examples / len(data.train_index),
         "seconds": result.seconds,
+        "train_seconds": result.train_seconds,
+        "eval_seconds": result.seconds - result.train_seconds,  # every evaluation, the final one included
         "examples_per_second": result.examples_per_second,
         "per_task": result.metrics["per_task"],
         "train_flops_per_example": flops,
