@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kunlun.model.yamlio import ConfigError
-from kunlun.search.store import STUDY_JSON, StudyInfo, load_study, trial_status
+from kunlun.search.store import STUDY_JSON, StudyInfo, load_study, percent, trial_status
 
 ROW_KEYS = ("trial", "study", "budget", "family", "ne", "auc", "train_flops_per_example", "b200_us_per_example",
             "predicted_mfu", "seq_share", "compskip", "windows", "params_dense", "params_sparse")
@@ -105,11 +105,6 @@ def knee(front: list[tuple[str, Any]], x_axis: str) -> tuple[str, Any]:
 def worse_than_base_rate(ne: float | None) -> bool:
     """NE > 1: the model's log loss is above that of predicting the base rate (NE's normaliser)."""
     return ne is not None and ne > 1
-
-
-def percent(fraction: float | None) -> float | None:
-    """MFU and shares are stored as fractions (DESIGN.md's attrs) and shown in percent."""
-    return None if fraction is None else 100 * fraction
 
 
 def window_label(window: Any) -> Any:

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kunlun.search.front import Group, percent, window_label, worse_than_base_rate
+from kunlun.search.front import Group, window_label, worse_than_base_rate
+from kunlun.search.store import percent
 
 GPU = "B200 (extrapolated)"  # the GPU the cost model prices trials on (search/trial.py)
 LABELS = {"train_flops_per_example": "training FLOPs per example",

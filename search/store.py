@@ -334,9 +334,15 @@ def write_trials_csv(study: Any, out: Path) -> None:
     for t in trials:
         seconds = t.duration.total_seconds() if t.duration is not None else ""
         start = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else ""
-        w.writerow([t.number, trial_status(t), start, seconds, *(_cell(t.user_attrs.get(a)) for a in CSV_ATTRS),
+        attrs = {**t.user_attrs, "predicted_mfu": percent(t.user_attrs.get("predicted_mfu"))}
+        w.writerow([t.number, trial_status(t), start, seconds, *(_cell(attrs.get(a)) for a in CSV_ATTRS),
                     *(_cell(t.params.get(p)) for p in params)])
     _atomic_write(out / "trials.csv", buf.getvalue())
+
+
+def percent(fraction: float | None) -> float | None:
+    """MFU and shares are stored as fractions (DESIGN.md's attrs) and shown in percent."""
+    return None if fraction is None else 100 * fraction
 
 
 def _cell(v: Any) -> Any:
