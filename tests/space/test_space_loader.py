@@ -106,7 +106,9 @@ def test_a_folder_or_file_named_like_a_preset_does_not_shadow_it(tmp_path, monke
     assert "unknown model preset 'mine'" in err and "write ./mine" in err and len(err.splitlines()) == 1
     assert main(["search", "kunlun-small", "--dry-run"]) == 2
     assert "'kunlun-small' is a model preset, not a space preset" in capsys.readouterr().err
-    assert not (tmp_path / "results").exists()
+    assert main(["search", "./demo", "--out", "x/demo", "--no-progress"]) == 2  # the folder, as a path: bad input
+    assert "demo: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "x").exists()  # no study.db/json/trials.csv
 
 
 def test_a_window_wider_than_the_stream_is_rejected(tmp_path, capsys):
