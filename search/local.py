@@ -65,7 +65,7 @@ def reseed(study: Any, ctx: SearchContext) -> None:
     study.sampler = make_sampler(ctx.sampler, len(ctx.objectives), ctx.seed * 1_000_003 + draws(study))
 
 
-def worker(ctx: SearchContext, index: int, after_trial: Callable[[Any], None] | None = None,
+def worker(ctx: SearchContext, after_trial: Callable[[Any], None] | None = None,
            parent: int | None = None, current: Any = None) -> None:
     """Claim and run trials until the study holds --trials COMPLETE ones. `parent`: leave when the search process is
     gone; `current` (a shared integer): the storage id of the trial in flight, -1 between trials."""
@@ -137,23 +137,23 @@ def _death(exitcode: int) -> str:
     return f"exit code {exitcode}"
 
 
-def _spawned_worker(ctx: SearchContext, index: int, parent: int, current: Any, workers: int) -> None:
+def _spawned_worker(ctx: SearchContext, parent: int, current: Any, workers: int) -> None:
     use_cpu_threads(workers)
     _die_with_parent(parent)
     apply_memory_cap()
-    worker(ctx, index, parent=parent, current=current)
+    worker(ctx, parent=parent, current=current)
 
 
 def run_local(ctx: SearchContext, study: Any, workers: int, progress: Progress) -> None:
     if workers == 1 and memory_cap() is None:
         use_cpu_threads()
-        worker(ctx, 0, after_trial=progress.update)
+        worker(ctx, after_trial=progress.update)
         return
     mp = multiprocessing.get_context("spawn")
     current = [mp.Value("q", -1, lock=False) for _ in range(workers)]
 
     def start(i: int) -> Any:
-        p = mp.Process(target=_spawned_worker, args=(ctx, i, os.getpid(), current[i], workers), daemon=True)
+        p = mp.Process(target=_spawned_worker, args=(ctx, os.getpid(), current[i], workers), daemon=True)
         p.start()
         return p
 
