@@ -14,7 +14,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from kunlun.model.yamlio import ConfigError, dump_yaml, from_mapping, load_yaml_file, to_mapping
+from kunlun.model.yamlio import (
+    ConfigError,
+    check_preset,
+    dump_yaml,
+    from_mapping,
+    is_preset_name,
+    load_yaml_file,
+    to_mapping,
+)
 
 SCHEMA_VERSION = 1
 COMPONENTS = ("pffn", "swa", "hsp", "interaction")
@@ -57,9 +65,12 @@ class StreamConfig:
             raise ConfigError(f"{path}.depth", f"must be >= 1 or null, got {self.depth}")
         windows = self.window if isinstance(self.window, list) else [self.window]
         for i, w in enumerate(windows):
+            sub = f"{path}.window[{i}]" if isinstance(self.window, list) else f"{path}.window"
             if w is not None and w < 0:
-                sub = f"{path}.window[{i}]" if isinstance(self.window, list) else f"{path}.window"
                 raise ConfigError(sub, f"must be >= 0 or null, got {w}")
+            if w is not None and w >= self.max_len:  # |i - j| <= max_len - 1 already spans the kept events
+                raise ConfigError(sub, f"{w} is wider than the stream (max_len {self.max_len}; allowed: 0 to "
+                                  f"{self.max_len - 1}, or null for full attention)")
 
     @property
     def head_dim(self) -> int:
@@ -392,18 +403,16 @@ class KunlunConfig:
 
     @classmethod
     def preset(cls, name: str) -> KunlunConfig:
-        names = preset_names()
-        if name not in names:
-            raise ConfigError("", f"unknown model preset {name!r} (presets: {', '.join(names)})")
+        check_preset(name, "model", preset_names())
         with resources.as_file(resources.files("kunlun.model.presets") / f"{name}.yaml") as p:
             return cls.from_yaml(p)
 
     @classmethod
     def load(cls, spec: str | Path) -> KunlunConfig:
-        """A YAML path or a model preset name (wherever a CONFIG is accepted)."""
-        p = Path(spec)
-        if p.suffix in (".yaml", ".yml") or p.exists():
-            return cls.from_yaml(p)
+        """A YAML path or a model preset name (wherever a CONFIG is accepted; yamlio.is_preset_name tells them
+        apart)."""
+        if not is_preset_name(spec):
+            return cls.from_yaml(spec)
         return cls.preset(str(spec))
 
     def to_dict(self) -> dict[str, Any]:

@@ -143,7 +143,9 @@ def fit(
     bar = tqdm(total=total, unit="ex", file=sys.stderr, disable=not progress, dynamic_ncols=True, leave=False)
 
     def run_eval(examples: int) -> dict:
-        metrics = evaluate(*predict(model, eval_batches, device), tasks)
+        batches = tqdm(eval_batches, desc="evaluating", unit="batch", file=sys.stderr, disable=not progress,
+                       dynamic_ncols=True, leave=False)  # evaluation takes a while too: it gets its own bar
+        metrics = evaluate(*predict(model, batches, device), tasks)
         curve.append((examples, metrics["ne"], metrics["auc"]))
         if on_eval is not None:
             on_eval(EvalPoint(examples, metrics))

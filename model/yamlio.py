@@ -7,9 +7,11 @@ Python's `float()` accepts (and that is not an int or a bool) is read as a float
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -77,6 +79,32 @@ def load_yaml_file(path: str | Path) -> Any:
     if not text.strip():
         raise ConfigError("", "the file is empty", p)
     return load_yaml_text(text, p)
+
+
+def is_preset_name(spec: str | Path) -> bool:
+    """Wherever a preset or a file is accepted (CONFIG, SPACE): a name with no path separator and no .yaml/.yml
+    suffix is a preset; anything else is a path. So a file or folder in the working directory never shadows a
+    preset: `./demo` is the file, `demo` the preset."""
+    text = str(spec)
+    return "/" not in text and os.sep not in text and not text.endswith((".yaml", ".yml"))
+
+
+def check_preset(name: str, kind: str, names: list[str], others: dict[str, list[str]] | None = None) -> str:
+    """`name` (a preset by `is_preset_name`) when it is one of `names`; otherwise bad input that says what is
+    allowed and, where the name is ambiguous, what else it could have meant. A file of that name in the working
+    directory is not read: a warning says so."""
+    local = Path(name)
+    rule = "a name without a path separator or a .yaml suffix is a preset"
+    hint = ("" if not local.exists() else f"; ./{name} is a folder here ({rule})" if local.is_dir()
+            else f"; ./{name} is a file here: write ./{name} to read it ({rule})")
+    if name not in names:
+        other = next((f"; {name!r} is a {k} preset, not a {kind} preset" for k, ns in (others or {}).items()
+                      if name in ns), "")
+        raise ConfigError("", f"unknown {kind} preset {name!r} ({kind} presets: {', '.join(names)}){other}{hint}")
+    if local.is_file():
+        warnings.warn(f"{name!r} is the {kind} preset; the file ./{name} is not read (write ./{name} to read it)",
+                      stacklevel=3)
+    return name
 
 
 class _Dumper(yaml.SafeDumper):

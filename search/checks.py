@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,39 @@ def at_least(flag: str, value: float | None, low: float, *, strict: bool = False
 
 
 def check_out(out: Path | None, flag: str = "--out") -> None:
-    """An output folder: new, or an existing folder; never an existing file."""
-    if out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"{flag}: {out} is a file (allowed: a new folder or an existing one)")
+    """An output folder: new (its nearest existing parent a folder we may write in), or an existing folder we may
+    write in; never a file, nor a path through a file."""
+    if out is not None:
+        _check_writable(out, flag, folder=True)
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """An output file: new or overwritten, in a folder that exists or can be made; never a folder."""
+    _check_writable(path, flag, folder=False)
+
+
+def _check_writable(path: Path, flag: str, folder: bool) -> None:
+    allowed = "a new folder or an existing one" if folder else "a file path"
+    if path.is_dir() and not folder:
+        raise UsageError(f"{flag}: {path} is a folder (allowed: {allowed})")
+    if path.exists() and not path.is_dir() and folder:
+        raise UsageError(f"{flag}: {path} is a file (allowed: {allowed})")
+    parent = path if path.is_dir() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag}: {path} goes through {parent}, a file (allowed: {allowed})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag}: {path}: {parent} is not writable (allowed: {allowed} where we may write)")
+
+
+def make_folder(path: Path, flag: str) -> None:
+    """mkdir -p, with a refusal (a read-only or virtual file system such as /proc or /sys: no permission check
+    sees those as root) as bad input. Call it where the command writes first, so nothing else is written yet."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot create {path} ({e.strerror or e})") from None
 
 
 def check_backend(args: argparse.Namespace) -> None:
@@ -45,7 +76,8 @@ def check_search_args(args: argparse.Namespace) -> None:
     """`kunlun search`: the flags alone, before the space is loaded."""
     for flag, value, low in (("--trials", args.trials, 1), ("--workers", args.workers, 1),
                              ("--examples", args.examples, 1), ("--samples", args.samples, 1),
-                             ("--seed", args.seed, 0), ("--gpus-per-trial", args.gpus_per_trial, 0)):
+                             ("--seed", args.seed, 0), ("--gpus-per-trial", args.gpus_per_trial, 0),
+                             ("--warm-start-top", args.warm_start_top, 1)):
         at_least(flag, value, low)
     at_least("--cpus-per-trial", args.cpus_per_trial, 0, strict=True)
     if args.budget is not None:

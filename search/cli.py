@@ -68,8 +68,18 @@ def _module(name: str):
     return importlib.import_module(f"kunlun.search.commands.{name}")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kunlun-search")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="kunlun", description="Find the best Kunlun model for a compute budget.")
+    parser.add_argument("--version", action="version", version=f"kunlun {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ class SearchContext:
     seed: int = 0
 
     def load_space(self) -> SearchSpace:
-        return SearchSpace.load(self.space, **self.overrides)
+        with warnings.catch_warnings():  # the search process said them when it loaded the space first
+            warnings.simplefilter("ignore")
+            return SearchSpace.load(self.space, **self.overrides)
 
     @property
     def directions(self) -> list[str]:

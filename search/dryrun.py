@@ -9,13 +9,18 @@ from kunlun.space.space import RandomTrial, SearchSpace
 from kunlun.space.time_solver import solver_for
 
 
-def dry_run(space: SearchSpace, samples: int) -> dict[str, Any]:
+def dry_run(space: SearchSpace, samples: int, progress: bool = True) -> dict[str, Any]:
+    import sys
+
+    from tqdm import tqdm
+
     from kunlun.model.count import count_flops
 
     solver = solver_for(space)
     flops, shares, dense, sparse = [], [], [], []
     reasons: Counter[str] = Counter()
-    for i in range(samples):
+    for i in tqdm(range(samples), desc="dry run", unit="sample", file=sys.stderr, disable=not progress,
+                  dynamic_ncols=True, leave=False):
         solution = solver.solve(space.sample(RandomTrial(space.spec.seed * 100003 + i)))
         if not solution.feasible:
             reasons[solution.kind] += 1

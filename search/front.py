@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kunlun.model.yamlio import ConfigError
-from kunlun.search.store import STUDY_JSON, StudyInfo, load_study, trial_status
+from kunlun.search.store import STUDY_JSON, StudyInfo, load_study, percent, trial_status
 
 ROW_KEYS = ("trial", "study", "budget", "family", "ne", "auc", "train_flops_per_example", "b200_us_per_example",
             "predicted_mfu", "launch_share", "seq_share", "compskip", "windows", "params_dense", "params_sparse")
@@ -102,13 +102,26 @@ def knee(front: list[tuple[str, Any]], x_axis: str) -> tuple[str, Any]:
     return front[max(range(len(front)), key=dist.__getitem__)]
 
 
+def worse_than_base_rate(ne: float | None) -> bool:
+    """NE > 1: the model's log loss is above that of predicting the base rate (NE's normaliser)."""
+    return ne is not None and ne > 1
+
+
+def window_label(window: Any) -> Any:
+    """A window as printed and exported: its half-width, "full" for no window (None), per layer as a list."""
+    if isinstance(window, (list, tuple)):
+        return [window_label(w) for w in window]
+    return "full" if window is None else window
+
+
 def row(group: Group, folder: str, t: Any) -> dict[str, Any]:
     a = t.user_attrs
     windows = a.get("windows")
+    windows = json.loads(windows) if isinstance(windows, str) else windows
     return {"trial": t.number, "study": Path(folder).name, "budget": group.budget, "family": group.family,
             "ne": a.get("ne"), "auc": a.get("auc"), "train_flops_per_example": a.get("train_flops_per_example"),
-            "b200_us_per_example": a.get("b200_us_per_example"), "predicted_mfu": a.get("predicted_mfu"),
-            "launch_share": a.get("launch_share"),
+            "b200_us_per_example": a.get("b200_us_per_example"), "predicted_mfu": percent(a.get("predicted_mfu")),
+            "launch_share": percent(a.get("launch_share")),
             "seq_share": a.get("seq_share"), "compskip": a.get("compskip"),
-            "windows": json.loads(windows) if isinstance(windows, str) else windows,
+            "windows": {k: window_label(w) for k, w in (windows or {}).items()},
             "params_dense": a.get("params_dense"), "params_sparse": a.get("params_sparse")}

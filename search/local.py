@@ -3,8 +3,9 @@
 A worker claims a trial under the folder lock only while COMPLETE + RUNNING trials are fewer than `--trials`, so the
 study reaches exactly N COMPLETE trials and never overshoots; a PRUNED or FAILED trial frees its slot. A worker
 keeps its trial alive with a heartbeat (store.Lease). While every slot is taken it waits rather than leaving: a
-RUNNING trial of a search that died (kill -9) is failed once its heartbeat is older than the grace period, and its
-retry (same params, same seed) is claimed like any trial (store.fail_stale), so `--resume` after a crash reaches N.
+RUNNING trial of a search that died (kill -9) is failed at once when its process is provably gone (same host), else
+once its heartbeat is older than the grace period, and its retry (same params, same seed) is claimed before anything
+new is sampled (store.fail_stale), so `--resume` after a crash reaches N.
 
 Worker processes die with the search (PR_SET_PDEATHSIG, and a check of the parent right after it is set); a worker
 that dies by a signal (the kernel's OOM killer, kill -9) has its trial failed and retried at once, and is replaced.
@@ -28,6 +29,7 @@ from kunlun.search.progress import Progress
 from kunlun.search.store import (
     Lease,
     ask,
+    draws,
     fail_and_retry,
     fail_stale,
     failing,
@@ -56,13 +58,14 @@ def complete(study: Any) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
-def sampler_seed(seed: int, index: int, study: Any) -> int:
-    """The study seed for worker `index` of a new study (the same trials every run); a resumed study's workers (and
-    replaced ones) also count the trials already there, so they do not replay the first run's samples."""
-    return seed * 1000 + index + 7919 * len(study.get_trials(deepcopy=False))
+def reseed(study: Any, ctx: SearchContext) -> None:
+    """A sampler seeded by the study seed and the index of the next draw, set before each ask: the sampler's
+    randomness depends on the draw, not on which process asks or how often it restarted, so a resumed 1-worker
+    study samples what the uninterrupted one did (and never replays a first run's samples)."""
+    study.sampler = make_sampler(ctx.sampler, len(ctx.objectives), ctx.seed * 1_000_003 + draws(study))
 
 
-def worker(ctx: SearchContext, index: int, after_trial: Callable[[Any], None] | None = None,
+def worker(ctx: SearchContext, after_trial: Callable[[Any], None] | None = None,
            parent: int | None = None, current: Any = None) -> None:
     """Claim and run trials until the study holds --trials COMPLETE ones. `parent`: leave when the search process is
     gone; `current` (a shared integer): the storage id of the trial in flight, -1 between trials."""
@@ -73,7 +76,6 @@ def worker(ctx: SearchContext, index: int, after_trial: Callable[[Any], None] | 
     solver = solver_for(space)
     study = optuna.load_study(study_name=ctx.study_name, storage=open_storage(ctx.storage),
                               pruner=make_pruner(len(ctx.objectives), REPORTS - 1))
-    study.sampler = make_sampler(ctx.sampler, len(ctx.objectives), sampler_seed(ctx.seed, index, study))
     lease = Lease(study)
     try:
         while parent is None or os.getppid() == parent:
@@ -83,6 +85,7 @@ def worker(ctx: SearchContext, index: int, after_trial: Callable[[Any], None] | 
                     return
                 trial = None
                 if claimed(study) < ctx.trials:
+                    reseed(study, ctx)
                     trial = ask(study)
                     lease.add(trial._trial_id)
                     if current is not None:
@@ -134,23 +137,23 @@ def _death(exitcode: int) -> str:
     return f"exit code {exitcode}"
 
 
-def _spawned_worker(ctx: SearchContext, index: int, parent: int, current: Any, workers: int) -> None:
+def _spawned_worker(ctx: SearchContext, parent: int, current: Any, workers: int) -> None:
     use_cpu_threads(workers)
     _die_with_parent(parent)
     apply_memory_cap()
-    worker(ctx, index, parent=parent, current=current)
+    worker(ctx, parent=parent, current=current)
 
 
 def run_local(ctx: SearchContext, study: Any, workers: int, progress: Progress) -> None:
     if workers == 1 and memory_cap() is None:
         use_cpu_threads()
-        worker(ctx, 0, after_trial=progress.update)
+        worker(ctx, after_trial=progress.update)
         return
     mp = multiprocessing.get_context("spawn")
     current = [mp.Value("q", -1, lock=False) for _ in range(workers)]
 
     def start(i: int) -> Any:
-        p = mp.Process(target=_spawned_worker, args=(ctx, i, os.getpid(), current[i], workers), daemon=True)
+        p = mp.Process(target=_spawned_worker, args=(ctx, os.getpid(), current[i], workers), daemon=True)
         p.start()
         return p
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kunlun.search.context import SearchContext
-from kunlun.search.local import sampler_seed
+from kunlun.search.local import reseed
 from kunlun.search.progress import Progress
 from kunlun.search.store import (
     HEARTBEAT_ENV,
@@ -104,9 +104,6 @@ def _searcher_class() -> type:
                 mode="min" if single else ["min"] * len(ctx.objectives),
                 sampler=make_sampler(ctx.sampler, len(ctx.objectives), ctx.seed),
                 study_name=ctx.study_name, storage=open_storage(ctx.storage))
-            # a resumed study's sampler also counts the trials already there (not replaying the first run's samples)
-            self._ot_study.sampler = make_sampler(ctx.sampler, len(ctx.objectives),
-                                                  sampler_seed(ctx.seed, 0, self._ot_study))
             self.ctx, self.progress = ctx, progress
             self.lease = Lease(self._ot_study)
             self.checked = 0.0
@@ -127,6 +124,7 @@ def _searcher_class() -> type:
                 return None  # a running trial (ours, another driver's, a dead one's) may still fail and free a slot
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                reseed(self._ot_study, self.ctx)
                 config = super().suggest(trial_id)
             self.lease.add(self._ot_trials[trial_id]._trial_id)
             return config

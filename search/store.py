@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import socket
 import threading
 import time
 import warnings
@@ -98,6 +99,7 @@ def open_storage(url: str) -> Any:
 HEARTBEAT_ENV = "KUNLUN_HEARTBEAT"
 DEFAULT_HEARTBEAT = (10, 60)
 LEASE = "kunlun:lease"  # system attr: unix time of the last beat (journal) or of the claim (SQL storages)
+OWNER = "kunlun:owner"  # system attr: [host, pid, start time] of the process that claimed the trial
 MAX_RETRIES = 2  # retries of one interrupted trial (a trial that kills its process every time is given up)
 
 
@@ -151,6 +153,7 @@ class Lease:
         if _heartbeat_enabled(self.storage):
             self.storage.record_heartbeat(trial_id)  # before the marker: a marked trial always has a heartbeat
         self.storage.set_trial_system_attr(trial_id, LEASE, time.time())
+        self.storage.set_trial_system_attr(trial_id, OWNER, this_process())
         with self.lock:
             self.ids.add(trial_id)
             if self.thread is None:
@@ -180,10 +183,37 @@ class Lease:
                     pass
 
 
-def fail_stale(study: Any) -> list[int]:
+def _started(pid: int) -> int | None:
+    """Start time of process `pid` (clock ticks after boot, /proc/PID/stat), None when there is none, or it is a
+    zombie (it runs no more code)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def this_process() -> list[Any]:
+    return [socket.gethostname(), os.getpid(), _started(os.getpid())]
+
+
+def owner_gone(owner: Any) -> bool:
+    """The process that claimed a trial is provably gone: it ran on this host, and no live process has its pid and
+    start time (a reused pid has another start time). A process on another host cannot be checked: False."""
+    if not isinstance(owner, list) or len(owner) != 3 or owner[0] != socket.gethostname():
+        return False
+    started = _started(owner[1])
+    return started is None or (owner[2] is not None and started != owner[2])
+
+
+def fail_stale(study: Any, owners: bool = False) -> list[int]:
     """FAIL (reason: interrupted) every RUNNING trial whose owner stopped beating more than the grace period ago, and
     queue a retry of each; returns their numbers. SQL storages: Optuna's heartbeat decides; journal storages, and
-    any trial that never got a lease (its process died right after claiming it): the lease attr or the start time."""
+    any trial that never got a lease (its process died right after claiming it): the lease attr or the start time.
+    `owners` (a search starting with --resume): also, at once, every trial whose claiming process is provably gone
+    (owner_gone). Running workers leave that to the grace period: a worker process that dies is the search's to
+    diagnose (local.run_local: killed by which signal)"""
     from optuna.trial import TrialState
 
     storage = study._storage
@@ -193,15 +223,20 @@ def fail_stale(study: Any) -> list[int]:
     if sql:
         stale.update(storage._get_stale_trial_ids(study._study_id))  # BaseHeartbeat's interface
     now = time.time()
+    gone = set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if owners and owner_gone(t.system_attrs.get(OWNER)):  # no need to wait for the grace period
+            gone.add(t._trial_id)
+            continue
         lease = t.system_attrs.get(LEASE)
         if sql and lease is not None:
             continue
         last = lease if lease is not None else (t.datetime_start.timestamp() if t.datetime_start else now)
         if now - last > grace:
             stale.add(t._trial_id)
-    return [n for n in (fail_and_retry(study, i, f"interrupted: no heartbeat for {grace} s (its process died)")
-                        for i in sorted(stale)) if n is not None]
+    reasons = {**dict.fromkeys(stale, f"interrupted: no heartbeat for {grace} s (its process died)"),
+               **dict.fromkeys(gone, "interrupted: the process that ran it is gone (same host)")}
+    return [n for n in (fail_and_retry(study, i, reasons[i]) for i in sorted(reasons)) if n is not None]
 
 
 def fail_and_retry(study: Any, trial_id: int, reason: str) -> int | None:
@@ -227,9 +262,22 @@ def fail_and_retry(study: Any, trial_id: int, reason: str) -> int | None:
     return trial.number
 
 
+def is_retry(t: Any) -> bool:
+    return "failed_trial" in t.system_attrs
+
+
+def draws(study: Any) -> int:
+    """Trials drawn so far (sampled or enqueued), retries not counted: the index of the next draw. A resumed study's
+    draws are the uninterrupted study's: an interrupted trial and its retry are one draw."""
+    trials = study.get_trials(deepcopy=False)
+    return len(trials) - sum(map(is_retry, trials))
+
+
 def seed_number(study: Any, trial: Any) -> int:
-    """The trial number that fixes a trial's initialisation seed: a retry keeps its original trial's."""
-    return int(study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial", trial.number))
+    """The draw index that fixes a trial's initialisation seed (a retry keeps its original's): the trial number when
+    nothing was retried, and in a resumed study what it was in the uninterrupted one."""
+    original = int(study._storage.get_trial_system_attrs(trial._trial_id).get("failed_trial", trial.number))
+    return original - sum(is_retry(t) for t in study.get_trials(deepcopy=False) if t.number < original)
 
 
 def load_study(out: Path, info: StudyInfo | None = None) -> Any:
@@ -286,9 +334,15 @@ def write_trials_csv(study: Any, out: Path) -> None:
     for t in trials:
         seconds = t.duration.total_seconds() if t.duration is not None else ""
         start = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else ""
-        w.writerow([t.number, trial_status(t), start, seconds, *(_cell(t.user_attrs.get(a)) for a in CSV_ATTRS),
+        attrs = {**t.user_attrs, "predicted_mfu": percent(t.user_attrs.get("predicted_mfu"))}
+        w.writerow([t.number, trial_status(t), start, seconds, *(_cell(attrs.get(a)) for a in CSV_ATTRS),
                     *(_cell(t.params.get(p)) for p in params)])
     _atomic_write(out / "trials.csv", buf.getvalue())
+
+
+def percent(fraction: float | None) -> float | None:
+    """MFU and shares are stored as fractions (DESIGN.md's attrs) and shown in percent."""
+    return None if fraction is None else 100 * fraction
 
 
 def _cell(v: Any) -> Any:

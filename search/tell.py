@@ -7,7 +7,7 @@ from typing import Any
 
 from kunlun.search.trial import Outcome
 
-CONSTRAINT = "budget"  # > 0: the allocation cannot land on the budget
+CONSTRAINT_KEY = "constraints"  # one constraint, the budget: > 0 when the allocation cannot land on it
 
 
 def record_attrs(trial: Any, attrs: dict[str, Any]) -> None:
@@ -24,7 +24,10 @@ def tell(study: Any, trial: Any, outcome: Outcome) -> bool:
     try:
         record_attrs(trial, outcome.attrs)
         if outcome.state in ("complete", "infeasible"):
-            trial.set_constraint(CONSTRAINT, 1.0 if outcome.state == "infeasible" else 0.0)
+            # Optuna's list form (system attr "constraints"): samplers read it as Trial.set_constraint's, and
+            # optuna-dashboard reads only this form (feasible / infeasible markers)
+            study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINT_KEY,
+                                                 [1.0 if outcome.state == "infeasible" else 0.0])
             study.tell(trial, outcome.values, skip_if_finished=True)
         elif outcome.state == "pruned":
             study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)

@@ -1,7 +1,8 @@
 """One trial, backend-agnostic: sample -> solve -> price -> build -> fit -> evaluate.
 
 The backends (Optuna workers, Ray Tune) wrap `run_trial` and turn its `Outcome` into an Optuna trial state:
-COMPLETE (feasible), COMPLETE with +inf and a positive constraint (infeasible), FAIL, or PRUNED.
+COMPLETE (feasible), COMPLETE with the placeholder values INFEASIBLE_VALUES and a positive constraint (infeasible),
+FAIL, or PRUNED.
 
 A fault in a trial is data, not the end of the search: an exception, a NaN/inf training loss or evaluation metric,
 running out of memory (CUDA, or the host cap below) make the trial FAIL with `fail_reason` ("out of memory: ..." for
@@ -63,6 +64,13 @@ class Outcome:
 Report = Callable[[int, float], None]  # (rung 1..REPORTS-1, intermediate NE); may raise Pruned
 
 
+# An infeasible trial has no model to measure. Its objective values are finite placeholders (optuna-dashboard plots
+# them; +inf it cannot): NE 1.0, the base rate's (a model that learned nothing), and 0 us. Every Optuna 5 sampler
+# (TPE, NSGA-II, GP) reads the trial's constraint and ranks infeasible trials below all feasible ones whatever their
+# values; pareto, export, scaling and warm starts skip them by their `infeasible_reason`.
+INFEASIBLE_VALUES = {"ne": 1.0, "b200_us_per_example": 0.0}
+
+
 def objectives() -> list[str]:
     """NE and predicted B200 microseconds per example (DESIGN.md, "Search semantics")."""
     return ["ne", "b200_us_per_example"]
@@ -87,7 +95,7 @@ def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number
         if not solution.feasible:
             log(f"infeasible: {solution.reason}")
             attrs["infeasible_reason"] = solution.reason
-            return Outcome("infeasible", [math.inf] * len(objectives()), attrs)
+            return Outcome("infeasible", [INFEASIBLE_VALUES[k] for k in objectives()], attrs)
         config = solution.config
         config.train.seed = attrs["seed"]
         config.provenance = {"study": space.spec.name, "trial": number, "budget": space.spec.budget.amount,

@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from kunlun.model.config import KunlunConfig
-from kunlun.model.yamlio import ConfigError, from_mapping, load_yaml_file
+from kunlun.model.config import KunlunConfig, preset_names
+from kunlun.model.yamlio import ConfigError, check_preset, from_mapping, is_preset_name, load_yaml_file
 from kunlun.space.allocation import Allocation, StreamAllocation
 from kunlun.space.spec import Range, SpaceSpec
 
@@ -70,14 +70,11 @@ class SearchSpace:
     # -- loading -------------------------------------------------------------------------------------------------
     @classmethod
     def load(cls, spec: str | Path, **overrides: Any) -> SearchSpace:
-        """A space YAML path or a space preset name; command-line overrides (data, budget, examples, seed,
-        family) applied before validation."""
-        p = Path(spec)
-        if p.suffix in (".yaml", ".yml") or p.exists():
-            return cls.from_yaml(p, **overrides)
-        names = space_preset_names()
-        if str(spec) not in names:
-            raise ConfigError("", f"unknown space preset {str(spec)!r} (space presets: {', '.join(names)})")
+        """A space YAML path or a space preset name (yamlio.is_preset_name tells them apart); command-line
+        overrides (data, budget, examples, seed, family) applied before validation."""
+        if not is_preset_name(spec):
+            return cls.from_yaml(spec, **overrides)
+        check_preset(str(spec), "space", space_preset_names(), {"model": preset_names()})
         with resources.as_file(resources.files("kunlun.space.presets") / f"{spec}.yaml") as f:
             space = cls.from_yaml(f, **overrides)
         space.source = str(spec)

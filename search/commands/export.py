@@ -23,13 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from kunlun.model.config import KunlunConfig
     from kunlun.model.yamlio import load_yaml_text
-    from kunlun.search.checks import check_study_folders
+    from kunlun.search.checks import check_output_file, check_study_folders, make_folder
     from kunlun.search.front import groups, knee, pareto_front
     from kunlun.search.provenance import provenance
     from kunlun.search.store import StudyInfo, load_study, trial_status
 
-    if args.output is not None and args.output.is_dir():
-        raise UsageError(f"-o {args.output} is a folder (allowed: a YAML file path)")
+    if args.output is not None:
+        check_output_file(args.output, "-o")
     folders = check_study_folders(args.dir)
     if len(folders) != 1:
         raise UsageError(f"{args.dir} holds {len(folders)} studies: export from one study folder")
@@ -56,8 +56,13 @@ def run(args: argparse.Namespace) -> int:
     config = KunlunConfig.from_dict(load_yaml_text(trial.user_attrs["config_yaml"]))
     config.provenance = provenance(info, trial, config)
     out = args.output or folders[0] / "configs" / f"trial-{trial.number}.yaml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    config.to_yaml(out)
+    flag = "-o" if args.output is not None else "the default -o"
+    check_output_file(out, flag)
+    make_folder(out.parent, flag)
+    try:
+        config.to_yaml(out)
+    except OSError as e:
+        raise UsageError(f"{flag}: cannot write {out} ({e.strerror or e})") from None
     print(f"kunlun export: trial {trial.number} (NE {trial.user_attrs['ne']:.5f}) -> {out}", file=sys.stderr)
     print(out)
     return 0

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from kunlun.search.cli import UsageError
-from kunlun.search.front import ROW_KEYS, groups, row
+from kunlun.search.front import ROW_KEYS, groups, row, worse_than_base_rate
 
 HELP = "Pareto front of a study or a folder of studies"
 
@@ -27,16 +27,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.reeval < 0:
         raise UsageError(f"--reeval must be >= 0, got {args.reeval}")
-    from kunlun.search.checks import check_study_folders
+    from kunlun.search.checks import check_out, check_study_folders
 
     check_study_folders(args.dir)  # study.json and a storage that holds the study, before anything is written
+    if not args.no_plots:
+        check_out(args.dir, "DIR (where pareto.png and pareto.html go; --no-plots writes nothing)")
     gs = groups(args.dir)
+    if not any(g.front for g in gs):
+        counts = ", ".join(f"{g.family} @ {g.budget:.4g}: {_counts(g)}" for g in gs) or "no trials"
+        raise UsageError(f"{args.dir}: no complete feasible trial, so no front yet ({counts})")
     rows = []
     for g in gs:
-        counts = g.counts()
-        print(f"kunlun pareto: {g.family} @ {g.budget:.4g}: {len(g.front)} on the front of {counts['complete']} "
-              f"feasible; {counts['infeasible']} infeasible, {counts['pruned']} pruned, {counts['fail']} failed",
-              file=sys.stderr)
+        if args.format != "table":  # the table states them once, under its rows; stdout is one document here
+            print(f"kunlun pareto: {g.family} @ {g.budget:.4g}: {len(g.front)} on the front; {_counts(g)}",
+                  file=sys.stderr)
         for folder, t in g.front:
             r = row(g, folder, t)
             if args.reeval:
@@ -44,11 +48,15 @@ def run(args: argparse.Namespace) -> int:
 
                 r.update(reevaluate(t.user_attrs["config_yaml"], args.reeval))
             rows.append(r)
-    if not args.no_plots and gs:
+    if not args.no_plots:
         from kunlun.search.plots import write_html, write_png
 
-        write_png(gs, args.dir / "pareto.png")
-        write_html(gs, args.dir / "pareto.html")
+        try:
+            write_png(gs, args.dir / "pareto.png")
+            write_html(gs, args.dir / "pareto.html")
+        except OSError as e:
+            raise UsageError(f"DIR: cannot write the plots into {args.dir} ({e.strerror or e}; --no-plots writes "
+                             "nothing)") from None
     keys = list(ROW_KEYS) + (["ne_mean", "ne_ci", "seeds"] if args.reeval else [])
     if args.format == "json":
         print(json.dumps([_finite(r) for r in rows], indent=2))
@@ -66,26 +74,41 @@ def _finite(r: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
 
 
+def _counts(g) -> str:
+    c = g.counts()
+    return f"{c['complete']} feasible, {c['infeasible']} infeasible, {c['pruned']} pruned, {c['fail']} failed"
+
+
 def _fmt(v: object) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, dict):
-        return ",".join(f"{k}={w}" for k, w in v.items())
+        return ",".join(f"{k}={_fmt(w)}" for k, w in v.items())
+    if isinstance(v, list):
+        return "/".join(map(_fmt, v))
     return str(v)
+
+
+# table headers that say what a number is (the JSON and CSV keep DESIGN.md's names)
+HEADERS = {"train_flops_per_example": "train FLOPs/ex", "b200_us_per_example": "predicted B200 us/ex",
+           "predicted_mfu": "predicted MFU %", "launch_share": "launch-bound %",
+           "seq_share": "seq share"}
 
 
 def _table(rows: list[dict], gs: list, reeval: int) -> None:
     cols = ["study", "trial", "family", "budget", "ne", "auc", "train_flops_per_example", "b200_us_per_example",
             "predicted_mfu", "launch_share", "seq_share", "compskip", "windows"]
     cols += ["ne_mean", "ne_ci"] if reeval else []
-    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
-    widths = [max([len(c)] + [len(x[i]) for x in cells]) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    cells = [[_fmt(r.get(c)) + ("*" if c == "ne" and worse_than_base_rate(r.get(c)) else "") for c in cols]
+             for r in rows]
+    names = [HEADERS.get(c, c) for c in cols]
+    widths = [max([len(c)] + [len(x[i]) for x in cells]) for i, c in enumerate(names)]
+    print("  ".join(c.ljust(w) for c, w in zip(names, widths)))
     for x in cells:
         print("  ".join(v.ljust(w) for v, w in zip(x, widths)))
+    if any(worse_than_base_rate(r.get("ne")) for r in rows):
+        print("# * NE > 1: worse than predicting the base rate")
     for g in gs:
-        c = g.counts()
-        print(f"# {g.family} @ {g.budget:.4g}: {c['complete']} feasible, {c['infeasible']} infeasible, "
-              f"{c['pruned']} pruned, {c['fail']} failed")
+        print(f"# {g.family} @ {g.budget:.4g}: {len(g.front)} on the front; {_counts(g)}")

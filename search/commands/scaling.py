@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         check_budget_flag,
         check_out,
         check_study_folders,
+        make_folder,
     )
     from kunlun.search.cli import main as kunlun
     from kunlun.search.scaling import fit, report, summary, write_png
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     for (_, family), ts in sorted(trials.items()):
         by_family.setdefault(family, []).extend(
             {k: t[k] for k in ("budget", "ne", "params", "study", "trial", "seq_share_range")} for t in ts)
-    args.out.mkdir(parents=True, exist_ok=True)
+    make_folder(args.out, "--out")
     result = _finite(report(fits, target, by_family))
     tmp = args.out / "scaling.json.tmp"  # scaling.json also caches the seed repeats: never leave it half-written
     tmp.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,9 +6,10 @@ import argparse
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
-from kunlun.model.yamlio import ConfigError
+from kunlun.model.yamlio import ConfigError, is_preset_name
 from kunlun.search.cli import UsageError
 from kunlun.search.context import SearchContext
 from kunlun.search.store import STUDY_JSON, StudyInfo, budget_tag, storage_url
@@ -17,11 +18,13 @@ from kunlun.search.trial import objectives
 from kunlun.space.space import SearchSpace
 
 HELP = "run a budgeted architecture search (Optuna or Ray Tune)"
+DEFAULT_TRIALS = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", nargs="?", default="demo", help="space YAML or space preset (default: demo)")
-    parser.add_argument("--trials", type=int, default=20, help="COMPLETE trials to reach (default: 20)")
+    parser.add_argument("--trials", type=int, help=f"COMPLETE trials to reach (default: {DEFAULT_TRIALS}; "
+                        "--dry-run ignores it)")
     parser.add_argument("--budget", help="per training example: FLOPs (2.5e9, 2.5G) or B200 time (40us)")
     parser.add_argument("--data", help="synthetic | movielens:PATH | taobao:PATH (default: the space's)")
     parser.add_argument("--examples", type=int, help="training examples per trial (default: the space's)")
@@ -49,12 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kunlun.search.checks import at_least, check_search, check_search_args
-
-    for flag, value, low in (("--trials", args.trials, 1), ("--workers", args.workers, 1),
-                             ("--examples", args.examples, 1), ("--samples", args.samples, 1),
-                             ("--warm-start-top", args.warm_start_top, 1)):
-        at_least(flag, value, low)
+    from kunlun.search.checks import check_search, check_search_args, make_folder
 
     check_search_args(args)  # every flag, the storage: before anything is loaded or created
     overrides = {k: v for k, v in (("data", args.data), ("budget", args.budget), ("examples", args.examples),
@@ -64,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from kunlun.search.dryrun import dry_run
 
-        print(json.dumps(dry_run(space, args.samples), indent=2))
+        if args.trials is not None:
+            print(f"kunlun search: --dry-run trains nothing: --trials {args.trials} is ignored (--samples "
+                  f"{args.samples} allocations are sampled and solved)", file=sys.stderr)
+        print(json.dumps(dry_run(space, args.samples, progress=not args.no_progress), indent=2))
         return 0
+    args.trials = args.trials or DEFAULT_TRIALS
     check_search(args, space)  # a budget no config meets, a storage that holds the study already
     if args.warm_start:
         from kunlun.search.checks import check_study_folders
@@ -85,12 +87,12 @@ def run(args: argparse.Namespace) -> int:
         name = info.name
         if info.budget != spec.budget.amount:
             raise UsageError(f"--resume: {out} is a study at budget {info.budget:.4g}, not {spec.budget.amount:.4g}")
-    ctx = SearchContext(space=args.space if not Path(args.space).exists() else str(Path(args.space).resolve()),
+    ctx = SearchContext(space=args.space if is_preset_name(args.space) else str(Path(args.space).resolve()),
                         overrides=overrides, out=out, storage=storage_url(args.storage, out) if not args.resume
                         else info.storage, study_name=name, trials=args.trials, objectives=objectives(),
                         sampler=args.sampler, seed=spec.seed)
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "--out")
     try:
         study = _open_study(ctx, space, args.resume)
     except Exception:
@@ -149,6 +151,9 @@ def _open_study(ctx: SearchContext, space: SearchSpace, resume: bool):
         raise ConfigError("--storage", f"cannot open {ctx.storage!r}: {e}") from None
     study = optuna.create_study(study_name=ctx.study_name, storage=storage, directions=ctx.directions,
                                 load_if_exists=resume)
+    with warnings.catch_warnings():  # experimental in Optuna 5; optuna-dashboard names the objectives with it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(ctx.objectives)
     spec = space.spec
     for key, value in {"budget": spec.budget.amount, "budget_kind": spec.budget.kind,
                        "families": list(spec.params.family), "space": ctx.space, "seed": spec.seed,
@@ -157,12 +162,18 @@ def _open_study(ctx: SearchContext, space: SearchSpace, resume: bool):
     if resume:
         from optuna.trial import TrialState
 
-        from kunlun.search.store import heartbeat
+        from kunlun.search.store import fail_stale, folder_lock, heartbeat
 
+        with folder_lock(ctx.out):
+            retried = fail_stale(study, owners=True)
+        if retried:
+            print(f"kunlun search: trial(s) {', '.join(map(str, retried))} interrupted (no heartbeat, or the process "
+                  "that ran them is gone): failed, and retried before anything new is sampled", file=sys.stderr)
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if running:  # another search's, or a dead one's: the heartbeat tells (store.fail_stale), not this guess
-            print(f"kunlun search: {len(running)} trial(s) RUNNING in {ctx.study_name}: those of a search that is gone "
-                  f"fail once {heartbeat()[1]} s pass without a heartbeat, and are retried", file=sys.stderr)
+        if running:  # another live search's on this host, or one on another host that the heartbeat will tell
+            print(f"kunlun search: {len(running)} trial(s) RUNNING in {ctx.study_name}, by live processes or on other "
+                  f"hosts: left alone; those of a search that is gone fail once {heartbeat()[1]} s pass without a "
+                  "heartbeat, and are retried", file=sys.stderr)
     return study
 
 
@@ -171,7 +182,8 @@ def _summary(study, out: Path) -> None:
 
     trials = study.get_trials(deepcopy=False)
     status = [trial_status(t) for t in trials]
-    counts = {s: status.count(s) for s in ("complete", "infeasible", "pruned", "fail")}
+    counts = {k: status.count(s) for k, s in (("feasible", "complete"), ("infeasible", "infeasible"),
+                                              ("pruned", "pruned"), ("failed", "fail"))}
     done = [t for t, s in zip(trials, status) if s == "complete"]
     best = min(done, key=lambda t: t.user_attrs["ne"]) if done else None
     print(f"kunlun search: {out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()), file=sys.stderr)

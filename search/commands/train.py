@@ -19,7 +19,7 @@ from kunlun.model.config import KunlunConfig
 from kunlun.model.count import count_flops
 from kunlun.model.kunlun import KunlunModel
 from kunlun.model.train import NonFiniteLossError, fit, use_cpu_threads
-from kunlun.model.yamlio import ConfigError
+from kunlun.model.yamlio import ConfigError, is_preset_name
 
 HELP = "train and evaluate one config"
 
@@ -68,16 +68,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"NE {report['ne']:.4f}  AUC {report['auc']:.4f}  logloss {report['logloss']:.4f}  "
               f"calibration {report['calibration']:.3f}  {report['examples']:,} examples "
-              f"({report['epochs']:.2f} epochs) in {report['seconds']:.1f} s, "
-              f"{report['examples_per_second']:,.0f} examples/s")
+              f"({report['epochs']:.2f} epochs); training {report['train_seconds']:.1f} s "
+              f"({report['examples_per_second']:,.0f} examples/s), evaluation {report['eval_seconds']:.1f} s")
     return 0
 
 
 def _config_file(spec: str) -> str:
     """The file a CONFIG argument names (a preset's own file for a preset name)."""
-    from pathlib import Path
-
-    if Path(spec).suffix in (".yaml", ".yml") or Path(spec).exists():
+    if not is_preset_name(spec):
         return spec
     return f"model/presets/{spec}.yaml"
 
@@ -102,6 +100,8 @@ def train_and_evaluate(config: KunlunConfig, data: EventDataset) -> dict:
         "examples": result.examples,
         "epochs": result.examples / len(data.train_index),
         "seconds": result.seconds,
+        "train_seconds": result.train_seconds,
+        "eval_seconds": result.seconds - result.train_seconds,  # every evaluation, the final one included
         "examples_per_second": result.examples_per_second,
         "per_task": result.metrics["per_task"],
         "train_flops_per_example": flops,

@@ -91,3 +91,37 @@ def search_process(tmp_path: Path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGKILL)
         p.wait()
+
+
+@pytest.fixture
+def hand_study():
+    """`hand_study(folder, feasible=True)`: a study folder made by hand (no training): two trials, NE 0.97 at
+    2 us and 1.02 (worse than the base rate) at 1 us, COMPLETE (or FAIL with feasible=False)."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from kunlun.model.config import KunlunConfig
+    from kunlun.search.store import StudyInfo, storage_url
+
+    def make(out: Path, feasible: bool = True) -> Path:
+        out.mkdir(parents=True)
+        url = storage_url(None, out)
+        StudyInfo(name="s", storage=url, space="demo", budget=4e6, budget_kind="flops", families=["kunlun"],
+                  objectives=["ne", "b200_us_per_example"], seed=0, trials=2, data="synthetic").write(out)
+        study = optuna.create_study(study_name="s", storage=url, directions=["minimize"] * 2)
+        dist = {"x": FloatDistribution(0, 1)}
+        config = KunlunConfig.preset("kunlun-small").to_yaml()
+        for ne, us in [(0.97, 2.0), (1.02, 1.0)]:
+            attrs = {"ne": ne, "auc": 0.7, "train_flops_per_example": 4e6, "b200_us_per_example": us,
+                     "predicted_mfu": 0.25, "seq_share": 0.5, "family": "kunlun", "compskip": "none",
+                     "windows": '{"click": null, "impression": 4}', "config_yaml": config}
+            if feasible:
+                study.add_trial(create_trial(values=[ne, us], params={"x": 0.5}, distributions=dist,
+                                             user_attrs=attrs))
+            else:
+                study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 0.5}, distributions=dist,
+                                             user_attrs=attrs))
+        return out
+
+    return make

@@ -96,8 +96,10 @@ def test_dry_run_reports_feasible_fraction(tiny_space, tmp_path, capsys, monkeyp
     assert not (tmp_path / "results").exists()
 
 
-def test_infeasible_trials_are_complete_with_inf_and_a_positive_constraint(tiny_space, tmp_path, capsys):
-    import math
+def test_infeasible_trials_are_complete_with_placeholders_and_a_positive_constraint(tiny_space, tmp_path, capsys):
+    """Finite placeholder values (optuna-dashboard plots them), a positive constraint in the list form the dashboard
+    reads, and the objectives named for it."""
+    from kunlun.search.trial import INFEASIBLE_VALUES
 
     out = tmp_path / "study"
     # 9e4 FLOPs/example: only the narrowest of the tiny space's structures reach down to it (a budget none reaches
@@ -108,11 +110,16 @@ def test_infeasible_trials_are_complete_with_inf_and_a_positive_constraint(tiny_
     infeasible = [t for t in trials if trial_status(t) == "infeasible"]
     assert infeasible
     for t in infeasible:
-        assert all(math.isinf(v) for v in t.values)
-        assert t.constraints and min(t.constraints.values()) > 0
+        assert t.values == [INFEASIBLE_VALUES["ne"], INFEASIBLE_VALUES["b200_us_per_example"]]
+        assert t.system_attrs["constraints"] == [1.0] and min(t.constraints.values()) > 0
         assert "budget too small" in t.user_attrs["infeasible_reason"]
+    assert all(t.system_attrs["constraints"] == [0.0] for t in trials if t not in infeasible)
+    assert load_study(out).metric_names == ["ne", "b200_us_per_example"]
     capsys.readouterr()
-    assert main(["pareto", str(out), "--format", "json", "--no-plots"]) == 0
+    code = main(["pareto", str(out), "--format", "json", "--no-plots"])
     captured = capsys.readouterr()
-    assert len(json.loads(captured.out)) == len(trials) - len(infeasible)
     assert f"{len(infeasible)} infeasible" in captured.err
+    if len(infeasible) == len(trials):  # no front: bad input for pareto
+        assert code == 2 and "no complete feasible trial" in captured.err
+    else:
+        assert code == 0 and len(json.loads(captured.out)) == len(trials) - len(infeasible)

@@ -86,3 +86,41 @@ def test_split_override_reaches_the_trials_config_and_data():
     full = open_cached(t.data, t.data_seed, t.data_examples, "eval")
     assert inner.request_time.max() <= full.cut_time < full.request_time.max()
     assert len(inner.eval_index) > 0 and inner.cut_time < full.cut_time
+
+
+def test_a_folder_or_file_named_like_a_preset_does_not_shadow_it(tmp_path, monkeypatch, capsys):
+    """Issue 20, item 1: a name without a path separator or a .yaml suffix is a preset; `./NAME` is the path."""
+    from kunlun.search.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "kunlun-small").mkdir()
+    assert main(["flops", "kunlun-small"]) == 0
+    assert main(["search", "demo", "--dry-run", "--samples", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["flops", "./kunlun-small"]) == 2  # the folder, read as a path
+    assert "kunlun-small: no such file" in capsys.readouterr().err
+    (tmp_path / "mine").write_text("model: {}\n")
+    assert main(["flops", "mine"]) == 2  # ambiguous: the message says how to read the file
+    err = capsys.readouterr().err
+    assert "unknown model preset 'mine'" in err and "write ./mine" in err and len(err.splitlines()) == 1
+    assert main(["search", "kunlun-small", "--dry-run"]) == 2
+    assert "'kunlun-small' is a model preset, not a space preset" in capsys.readouterr().err
+    assert main(["search", "./demo", "--out", "x/demo", "--no-progress"]) == 2  # the folder, as a path: bad input
+    assert "demo: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "x").exists()  # no study.db/json/trials.csv
+
+
+def test_a_window_wider_than_the_stream_is_rejected(tmp_path, capsys):
+    """Issue 20, item 7: a window of max_len or more is bad input (one line naming the key), not silently full."""
+    from kunlun.model.config import KunlunConfig
+    from kunlun.search.cli import main
+
+    raw = KunlunConfig.preset("kunlun-small").to_dict()
+    name = next(iter(raw["model"]["streams"]))
+    raw["model"]["streams"][name].update(max_len=16, window=16)
+    path = tmp_path / "wide.yaml"
+    path.write_text(__import__("yaml").safe_dump(raw))
+    assert main(["flops", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"model.streams.{name}.window" in err and "max_len 16" in err and len(err.splitlines()) == 1
