@@ -160,17 +160,23 @@ def test_kernels_compile_for_hopper():
 
         TYPES = {"q_offsets": "*i64", "kv_offsets": "*i64", "LSE": "*fp32", "DELTA": "*fp32", "scale": "fp32",
                  "TQ": "i32", "TK": "i32", "H": "i32", "window": "i32", "Q_BUCKET": "i32", "KV_BUCKET": "i32"}
-        VARIANTS = [  # kernel, MODE, ACT, JAGGED_Q, JAGGED_KV, HAS_WINDOW
-            (ti._query, 0, 1, True, False, False), (ti._query, 0, 5, True, True, True),
-            (ti._query, 1, 5, False, True, False), (ti._query, 2, 2, True, True, True),
-            (ti._dkdv, None, 0, False, False, False), (ti._dkdv, None, 5, True, True, True)]
-        for kernel, mode, act, jagged_q, jagged_kv, window in VARIANTS:
+        # kernel, MODE, ACT, JAGGED_Q, JAGGED_KV, HAS_WINDOW, ORDER, STATIC_TK (with EVEN_KV), HALF_TANH
+        Q, KV = ti._query_kernel, ti._dkdv_kernel
+        VARIANTS = [
+            (Q, 0, 1, True, False, False, 0, 0, 0), (Q, 0, 5, True, True, True, 1, 0, 0),
+            (Q, 1, 5, False, True, False, 1, 0, 0), (Q, 2, 2, True, True, True, 2, 0, 0),
+            (Q, 0, 0, True, False, False, 1, 256, 2), (Q, 0, 1, True, False, False, 2, 200, 1),
+            (Q, 0, 2, True, False, False, 1, 256, 2), (Q, 2, 3, True, False, False, 2, 256, 0),
+            (KV, None, 0, False, False, False, 0, 0, 0), (KV, None, 5, True, True, True, 1, 0, 0),
+            (KV, None, 3, True, False, False, 2, 256, 0), (KV, None, 0, True, False, False, 1, 200, 0)]
+        for kernel, mode, act, jagged_q, jagged_kv, window, order, static_tk, half in VARIANTS:
             const = dict(D=64, BLOCK_D=64, ACT=act, JAGGED_Q=jagged_q, JAGGED_KV=jagged_kv, HAS_WINDOW=window,
-                         DOT_PRECISION="tf32", FAST=True, BLOCK_M=64, BLOCK_N=64)
+                         DOT_PRECISION="tf32", FAST=True, ORDER=order, STATIC_TK=static_tk,
+                         EVEN_KV=static_tk > 0 and static_tk % 64 == 0, BLOCK_M=64, BLOCK_N=64)
             if mode is not None:
-                const["MODE"] = mode
-            sig = {a: "constexpr" if a in const else TYPES.get(a, "*bf16") for a in kernel.fn.arg_names}
-            src = triton.compiler.ASTSource(kernel.fn, sig, constexprs=const)
+                const.update(MODE=mode, HALF_TANH=half)
+            sig = {a: "constexpr" if a in const else TYPES.get(a, "*bf16") for a in kernel.arg_names}
+            src = triton.compiler.ASTSource(kernel, sig, constexprs=const)
             triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "num_stages": 2})
         """)
     env = {**os.environ, "TRITON_INTERPRET": "0"}
