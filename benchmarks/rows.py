@@ -1,5 +1,7 @@
 """The one helper for benchmark result rows (DESIGN.md, "Results"): build, append, merge. Rows are never
-overwritten; a file whose header is not exactly COLUMNS is refused rather than silently mixed.
+overwritten; a file whose header is not exactly COLUMNS is refused rather than silently mixed, except a file
+written before the last two columns existed (PREVIOUS_COLUMNS): it reads with those empty, and the next append
+gives it the current header, every row's values unchanged.
 
     python benchmarks/rows.py merge SRC DST    # SRC: a CSV brought back from a GPU machine; DST: a CSV or a folder
 """
@@ -17,7 +19,11 @@ from pathlib import Path
 
 COLUMNS = ("date", "commit", "bench", "name", "variant", "mode", "provider", "shape", "dtype", "ms", "tflops",
            "peak_tflops", "pct_peak", "pct_ceiling", "peak_mem_gb", "examples_per_second", "gpu_name", "sm_count",
-           "cuda", "torch", "triton")
+           "cuda", "torch", "triton", "pct_roofline", "executed_tflops")
+# pct_roofline: of min(measured matmul ceiling, FLOPs per minimum byte x measured copy bandwidth);
+# executed_tflops: the FLOPs the kernel runs (e.g. 3.5x forward for our backward) per second, next to `tflops`'
+# model convention (2.5x). Files from before them have the header below.
+PREVIOUS_COLUMNS = COLUMNS[:-2]
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "results" / "bench"
 
@@ -65,12 +71,25 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         _check_header(path, reader.fieldnames)
-        return list(reader)
+        return [{**dict.fromkeys(COLUMNS, ""), **row} for row in reader]
 
 
-def _check_header(path: Path, header) -> None:
-    if tuple(header or ()) != COLUMNS:
-        raise ValueError(f"{path}: header {header} is not the result columns {list(COLUMNS)}")
+def _check_header(path: Path, header) -> tuple[str, ...]:
+    header = tuple(header or ())
+    if header not in (COLUMNS, PREVIOUS_COLUMNS):
+        raise ValueError(f"{path}: header {list(header)} is not the result columns {list(COLUMNS)}")
+    return header
+
+
+def _upgrade(path: Path) -> None:
+    """Rewrite a PREVIOUS_COLUMNS file with the current header (new columns empty), atomically."""
+    old = read_rows(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(old)
+    tmp.replace(path)
 
 
 def append_rows(path: str | Path, rows: Iterable[dict[str, str]]) -> int:
@@ -84,7 +103,9 @@ def append_rows(path: str | Path, rows: Iterable[dict[str, str]]) -> int:
     new = not path.exists() or path.stat().st_size == 0
     if not new:
         with open(path, newline="") as f:
-            _check_header(path, next(csv.reader(f), None))
+            header = _check_header(path, next(csv.reader(f), None))
+        if header != COLUMNS:
+            _upgrade(path)
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         if new:

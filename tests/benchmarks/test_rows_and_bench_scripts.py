@@ -54,6 +54,22 @@ def test_merge_adds_only_new_rows_and_never_rewrites(tmp_path):
     assert [r["provider"] for r in rows.read_rows(dst)] == ["triton", "reference"]
 
 
+def test_files_from_before_the_roofline_columns_read_and_upgrade_unchanged(tmp_path):
+    path = tmp_path / "kernels.csv"
+    old = [dict(zip(rows.PREVIOUS_COLUMNS, [f"v{i}" for i in range(len(rows.PREVIOUS_COLUMNS))]))]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=rows.PREVIOUS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(old)
+    assert rows.read_rows(path) == [{**old[0], "pct_roofline": "", "executed_tflops": ""}]
+    rows.append_rows(path, [_row(ms=2.0, pct_roofline=50.0)])
+    assert tuple(_header(path)) == rows.COLUMNS
+    got = rows.read_rows(path)
+    assert got[0] == {**old[0], "pct_roofline": "", "executed_tflops": ""}
+    assert (got[1]["ms"], got[1]["pct_roofline"]) == ("2", "50")
+    assert rows.merge(path, tmp_path / "copy.csv") == 2 and rows.read_rows(tmp_path / "copy.csv") == got
+
+
 def test_quick_benchmarks_write_result_rows(tmp_path):
     csv_path = tmp_path / "kernels.csv"
     import bench_gdpa
