@@ -86,3 +86,23 @@ def test_quick_benchmarks_write_result_rows(tmp_path):
         (v, m, p) for v in ("pffn-gelu", "hsp-softmax") for m in ("fwd", "fwd+bwd") for p in ("triton", "reference")}
     assert all(float(r["ms"]) > 0 and float(r["tflops"]) > 0 for r in gdpa_rows)
     assert [r["provider"] for r in got if r["name"] == "matmul"] == ["cublas"]
+
+
+def test_quick_sweep_writes_checked_rows_and_stops_on_budget(tmp_path):
+    import sweep_gdpa
+    csv_path = tmp_path / "kernels.csv"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert sweep_gdpa.main(["--quick", "--device", device, "--csv", str(csv_path), "--parts", "hsp"]) == 0
+    got = rows.read_rows(csv_path)
+    assert [r["name"] for r in got[:2]] == ["copy", "matmul"]
+    gdpa_rows = [r for r in got if r["name"] == "gdpa"]
+    assert {(r["variant"].split()[0], r["mode"]) for r in gdpa_rows} == {
+        (f"hsp-{a}", m) for a in ("softmax", "silu") for m in ("fwd", "fwd+bwd")}
+    assert all(float(r["pct_roofline"]) > 0 for r in gdpa_rows)
+    # Executed FLOPs: 3.5x (softmax 4.5x) backward against the 2.5x model convention.
+    for r in gdpa_rows:
+        ratio = {"fwd": 1.0, "fwd+bwd": (5.5 if "softmax" in r["variant"] else 4.5) / 3.5}[r["mode"]]
+        assert float(r["executed_tflops"]) == pytest.approx(ratio * float(r["tflops"]), rel=1e-3)
+    stopped = tmp_path / "stopped.csv"
+    assert sweep_gdpa.main(["--quick", "--device", device, "--csv", str(stopped), "--budget-s", "1e-9"]) == 0
+    assert [r["name"] for r in rows.read_rows(stopped)] == ["copy", "matmul"]
