@@ -36,7 +36,7 @@ from kunlun.kernels.gdpa.flops import BACKWARD_FACTOR, allowed_pairs, forward_fl
 OPS = ("pffn", "swa", "hsp")
 PROVIDERS = ("triton", "reference", "compile", "flex", "sdpa")
 MODES = ("fwd", "bwd", "fwd+bwd")
-_FLOP_FACTOR = {"fwd": 1.0, "bwd": BACKWARD_FACTOR, "fwd+bwd": 1.0 + BACKWARD_FACTOR}
+FLOP_FACTOR = {"fwd": 1.0, "bwd": BACKWARD_FACTOR, "fwd+bwd": 1.0 + BACKWARD_FACTOR}
 
 
 @dataclass
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
                 if result is None:
                     continue
                 ms, mem = result
-                tflops = _FLOP_FACTOR[mode] * flops / ms / 1e9
+                tflops = FLOP_FACTOR[mode] * flops / ms / 1e9
                 row = rows.make_row(
                     env, bench="kernels", name="gdpa", variant=case.variant, mode=mode, provider=provider,
                     shape=case.shape, dtype=dtype_name, ms=ms, tflops=tflops, peak_tflops=peak,

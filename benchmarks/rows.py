@@ -1,7 +1,7 @@
 """The one helper for benchmark result rows (DESIGN.md, "Results"): build, append, merge. Rows are never
-overwritten; a file whose header is not exactly COLUMNS is refused rather than silently mixed, except the previous
-header (LEGACY_COLUMNS, before `host_ms` and `predicted_ms`): its rows read with those columns empty, and the first
-append migrates the file in place (same rows, two empty columns, written atomically).
+overwritten; a file whose header is not exactly COLUMNS is refused rather than silently mixed, except a file
+written before the last four columns existed (PREVIOUS_COLUMNS): it reads with those empty, and the next append
+gives it the current header, every row's values unchanged.
 
     python benchmarks/rows.py merge SRC DST    # SRC: a CSV brought back from a GPU machine; DST: a CSV or a folder
 """
@@ -19,9 +19,12 @@ from pathlib import Path
 
 COLUMNS = ("date", "commit", "bench", "name", "variant", "mode", "provider", "shape", "dtype", "ms", "tflops",
            "peak_tflops", "pct_peak", "pct_ceiling", "peak_mem_gb", "examples_per_second", "gpu_name", "sm_count",
-           "cuda", "torch", "triton", "host_ms", "predicted_ms")
-# Until issue 15: train_step rows gained the host time to issue a step and the cost model's prediction beside it.
-LEGACY_COLUMNS = COLUMNS[:-2]
+           "cuda", "torch", "triton", "host_ms", "predicted_ms", "pct_roofline", "executed_tflops")
+# host_ms, predicted_ms (train_step rows): the host time to issue a step, and the cost model's prediction beside it.
+# pct_roofline: of min(measured matmul ceiling, FLOPs per minimum byte x measured copy bandwidth);
+# executed_tflops: the FLOPs the kernel runs (e.g. 3.5x forward for our backward) per second, next to `tflops`'
+# model convention (2.5x). Files from before these four have the header below.
+PREVIOUS_COLUMNS = COLUMNS[:-4]
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "results" / "bench"
 
@@ -70,18 +73,20 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         _check_header(path, reader.fieldnames)
-        return [{c: row.get(c, "") for c in COLUMNS} for row in reader]
+        return [{**dict.fromkeys(COLUMNS, ""), **row} for row in reader]
 
 
-def _check_header(path: Path, header) -> None:
-    if tuple(header or ()) not in (COLUMNS, LEGACY_COLUMNS):
-        raise ValueError(f"{path}: header {header} is not the result columns {list(COLUMNS)}")
+def _check_header(path: Path, header) -> tuple[str, ...]:
+    header = tuple(header or ())
+    if header not in (COLUMNS, PREVIOUS_COLUMNS):
+        raise ValueError(f"{path}: header {list(header)} is not the result columns {list(COLUMNS)}")
+    return header
 
 
-def _migrate(path: Path) -> None:
-    """Rewrite a legacy-header file with COLUMNS: the same rows, the new columns empty; never half-written."""
+def _upgrade(path: Path) -> None:
+    """Rewrite a PREVIOUS_COLUMNS file with the current header (new columns empty), atomically."""
     old = read_rows(path)
-    tmp = path.with_suffix(".migrating")
+    tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -100,10 +105,9 @@ def append_rows(path: str | Path, rows: Iterable[dict[str, str]]) -> int:
     new = not path.exists() or path.stat().st_size == 0
     if not new:
         with open(path, newline="") as f:
-            header = next(csv.reader(f), None)
-        _check_header(path, header)
-        if tuple(header) == LEGACY_COLUMNS:
-            _migrate(path)
+            header = _check_header(path, next(csv.reader(f), None))
+        if header != COLUMNS:
+            _upgrade(path)
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         if new:

@@ -2,6 +2,7 @@
 
 forward = 4 * Dh * H * pairs (two matmuls, activation not counted); backward = 2.5 x forward, torch's SDPA
 convention (dq, dk, dv and the recomputed scores), stated as such rather than derived from our kernel.
+`executed_backward_factor` is what our Triton backward runs instead, for benchmarks to report next to it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def self_attention_pairs(length: float | int, window: int | None) -> float:
     if window is None or window >= t - 1:
         return t * t
     return t * (2 * window + 1) - window * (window + 1)
+
+
+def executed_backward_factor(activation: str) -> float:
+    """Tile GEMMs per allowed pair of the Triton backward, over the forward's two: the dk/dv pass recomputes the
+    scores and dp and runs dv and dk (4), the dq pass recomputes both again and runs dq (3): 3.5x. Softmax first
+    reruns the forward for its logsumexp (2 more): 4.5x."""
+    return (7 + (2 if activation == "softmax" else 0)) / 2
 
 
 def forward_flops(pairs: float, heads: int, head_dim: int) -> float:

@@ -49,20 +49,21 @@ def _max_len(offsets: torch.Tensor | None, dense_len: int) -> int:
     return int((offsets[1:] - offsets[:-1]).max()) if offsets.numel() > 1 else 0
 
 
-def _compare(case: dict, activation: str, window: int | None, dtype: torch.dtype, scale=0.25) -> None:
+def _compare(case: dict, activation: str, window: int | None, dtype: torch.dtype, scale=0.25,
+             variant: triton_impl.Variant | None = None) -> None:
     q, k, v, qo, ko = case["q"], case["k"], case["v"], case["q_offsets"], case["kv_offsets"]
     mq, mk = _max_len(qo, q.shape[0]), _max_len(ko, k.shape[1] if ko is None else 0)
     args = (q, k, v, qo, ko, mq, mk, activation, window, scale)
     want = reference.gdpa_forward(*args)
     out = torch.full(want.shape, float("nan"), dtype=want.dtype, device=want.device)
-    got = triton_impl.gdpa_forward(*args, out=out)
+    got = triton_impl.gdpa_forward(*args, out=out, variant=variant)
     assert got is out and got.dtype == dtype
     assert _rel_err(got, want) <= TOLERANCE[dtype], "forward"
 
     grad_out = torch.randn(want.shape, generator=torch.Generator().manual_seed(5)).to(want)
     wants = reference.gdpa_backward(grad_out, *args)
     grads = tuple(torch.full(x.shape, float("nan"), dtype=x.dtype, device=x.device) for x in (q, k, v))
-    gots = triton_impl.gdpa_backward(grad_out, *args, grads=grads)
+    gots = triton_impl.gdpa_backward(grad_out, *args, grads=grads, variant=variant)
     for name, g, w in zip(("dq", "dk", "dv"), gots, wants):
         assert g.shape == w.shape and g.dtype == w.dtype
         assert _rel_err(g, w) <= TOLERANCE[dtype], name
@@ -116,6 +117,70 @@ def test_shared_q_without_keys_or_examples(gdpa_case):
              "softmax", None, torch.float32)
 
 
+# Fixed tiles smaller than the lengths below, so every variant crosses query and key block boundaries; 16 and
+# 32 divide a dense Tk of 32 (no key masks under static_tk) but not 37.
+TILES = {"fwd": (32, 16, 4, 1), "dq": (16, 32, 4, 1), "dkdv": (16, 32, 4, 1)}
+Variant = triton_impl.Variant
+
+
+@pytest.mark.parametrize("variant,layout,dense_tk,activation,window", [
+    (Variant("bh", **TILES), "dense_kv", 37, "silu", None),
+    (Variant("bh", **TILES), "self", 0, "softmax", 3),
+    (Variant("per_bh", **TILES), "self", 0, "gelu_tanh", 3),
+    (Variant("per_bh", static_tk=True, **TILES), "dense_kv", 37, "softmax", 2),
+    (Variant("per_bh", static_tk=True, **TILES), "shared_q_dense_kv", 32, "relu", None),
+    (Variant("blocks", static_tk=True, **TILES), "dense_kv", 32, "gelu", None),
+    (Variant("blocks", static_tk=True), "dense_kv", 32, "softmax", None),
+])
+def test_variants(gdpa_case, variant, layout, dense_tk, activation, window):
+    q_lens, kv_lens, extra = LAYOUTS[layout]
+    if dense_tk:
+        extra = {**extra, "dense_tk": dense_tk}
+    case = gdpa_case(q_lens, kv_lens, dtype=torch.float32, device=DEVICE, seed=7, **extra)
+    _compare(case, activation, window, torch.float32, variant=Variant.parse(str(variant)))
+
+
+@pytest.mark.parametrize("activation", ["silu", "gelu", "gelu_tanh"])
+def test_half_tanh_fp16(gdpa_case, activation):
+    variant = Variant("blocks", static_tk=True, half_tanh=True, **TILES)
+    case = gdpa_case([0, 1, 45, 4], None, dense_tk=32, dtype=torch.float16, device=DEVICE, seed=8)
+    _compare(case, activation, None, torch.float16, variant=variant)
+    # The check above must see the half-precision path: its forward differs from the fp32 tanh's.
+    args = (case["q"], case["k"], case["v"], case["q_offsets"], None, 45, 32, activation, None, 0.25)
+    fp32_tanh = triton_impl.gdpa_forward(*args, variant=Variant("blocks", **TILES))
+    assert not torch.equal(triton_impl.gdpa_forward(*args, variant=variant), fp32_tanh)
+
+
+def test_variant_specs_and_environment(monkeypatch):
+    v = Variant("per_bh", static_tk=True, half_tanh=True, fwd=(128, 64, 8, 3), dkdv=(64, 128, 8, 2))
+    assert str(v) == "per_bh+static_tk+half_tanh+fwd=128x64x8x3+dkdv=64x128x8x2"
+    assert Variant.parse(str(v)) == v and Variant.parse("") == triton_impl.DEFAULT
+    for bad in ("diagonal", "fwd=128x64", "fwd=100x64x8x3", "fwd=axbxcxd", "dq"):
+        with pytest.raises(ValueError):
+            Variant.parse(bad)
+    monkeypatch.setenv(triton_impl.VARIANT_ENV, "bh+dq=16x16x4x1")
+    assert triton_impl.current_variant() == Variant("bh", dq=(16, 16, 4, 1))
+    monkeypatch.setenv(triton_impl.VARIANT_ENV, "bh+warp")
+    with pytest.raises(ValueError, match=triton_impl.VARIANT_ENV):
+        triton_impl.current_variant()
+    monkeypatch.delenv(triton_impl.VARIANT_ENV)
+    assert triton_impl.current_variant() == triton_impl.DEFAULT
+
+
+def test_the_op_runs_the_environment_variant(gdpa_case, monkeypatch):
+    """gdpa(...) keeps its contract and runs the variant KUNLUN_GDPA_VARIANT names."""
+    tiles = []
+    original = triton_impl._launch
+    monkeypatch.setattr(triton_impl, "_launch", lambda *a, **kw: tiles.append(a[2]) or original(*a, **kw))
+    monkeypatch.setenv(triton_impl.VARIANT_ENV, "per_bh+fwd=16x16x4x1")
+    case = gdpa_case([3, 20], None, dense_tk=18, dtype=torch.float32, device=DEVICE, seed=9)
+    got = gdpa(case["q"], case["k"], case["v"], q_offsets=case["q_offsets"], activation="relu", backend="triton")
+    want = reference.gdpa_forward(case["q"], case["k"], case["v"], case["q_offsets"], None, 20, 18, "relu", None,
+                                  16 ** -0.5)
+    assert tiles == [(16, 16, 4, 1)]
+    assert _rel_err(got, want) <= TOLERANCE[torch.float32]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="relies on the interpreter's 32-row blocks")
 @pytest.mark.parametrize("activation", ["silu", "softmax"])
 def test_window_skips_key_blocks_outside_the_band(gdpa_case, activation):
@@ -160,17 +225,23 @@ def test_kernels_compile_for_hopper():
 
         TYPES = {"q_offsets": "*i64", "kv_offsets": "*i64", "LSE": "*fp32", "DELTA": "*fp32", "scale": "fp32",
                  "TQ": "i32", "TK": "i32", "H": "i32", "window": "i32", "Q_BUCKET": "i32", "KV_BUCKET": "i32"}
-        VARIANTS = [  # kernel, MODE, ACT, JAGGED_Q, JAGGED_KV, HAS_WINDOW
-            (ti._query, 0, 1, True, False, False), (ti._query, 0, 5, True, True, True),
-            (ti._query, 1, 5, False, True, False), (ti._query, 2, 2, True, True, True),
-            (ti._dkdv, None, 0, False, False, False), (ti._dkdv, None, 5, True, True, True)]
-        for kernel, mode, act, jagged_q, jagged_kv, window in VARIANTS:
+        # kernel, MODE, ACT, JAGGED_Q, JAGGED_KV, HAS_WINDOW, ORDER, STATIC_TK (with EVEN_KV), HALF_TANH
+        Q, KV = ti._query_kernel, ti._dkdv_kernel
+        VARIANTS = [
+            (Q, 0, 1, True, False, False, 0, 0, 0), (Q, 0, 5, True, True, True, 1, 0, 0),
+            (Q, 1, 5, False, True, False, 1, 0, 0), (Q, 2, 2, True, True, True, 2, 0, 0),
+            (Q, 0, 0, True, False, False, 1, 256, 2), (Q, 0, 1, True, False, False, 2, 200, 1),
+            (Q, 0, 2, True, False, False, 1, 256, 2), (Q, 2, 3, True, False, False, 2, 256, 0),
+            (KV, None, 0, False, False, False, 0, 0, 0), (KV, None, 5, True, True, True, 1, 0, 0),
+            (KV, None, 3, True, False, False, 2, 256, 0), (KV, None, 0, True, False, False, 1, 200, 0)]
+        for kernel, mode, act, jagged_q, jagged_kv, window, order, static_tk, half in VARIANTS:
             const = dict(D=64, BLOCK_D=64, ACT=act, JAGGED_Q=jagged_q, JAGGED_KV=jagged_kv, HAS_WINDOW=window,
-                         DOT_PRECISION="tf32", FAST=True, BLOCK_M=64, BLOCK_N=64)
+                         DOT_PRECISION="tf32", FAST=True, ORDER=order, STATIC_TK=static_tk,
+                         EVEN_KV=static_tk > 0 and static_tk % 64 == 0, BLOCK_M=64, BLOCK_N=64)
             if mode is not None:
-                const["MODE"] = mode
-            sig = {a: "constexpr" if a in const else TYPES.get(a, "*bf16") for a in kernel.fn.arg_names}
-            src = triton.compiler.ASTSource(kernel.fn, sig, constexprs=const)
+                const.update(MODE=mode, HALF_TANH=half)
+            sig = {a: "constexpr" if a in const else TYPES.get(a, "*bf16") for a in kernel.arg_names}
+            src = triton.compiler.ASTSource(kernel, sig, constexprs=const)
             triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "num_stages": 2})
         """)
     env = {**os.environ, "TRITON_INTERPRET": "0"}
