@@ -14,8 +14,9 @@ evaluation split (the whole training split, evaluated on the protocol's evaluati
 score the choices the inner NEs make. `--reference kunlun-small` adds a hand-made config, trained the same way on
 the space's `train` settings, to compare the picks against.
 
-OUT/runs.csv has one row per run, appended as each finishes; a rerun with the same options skips the runs already
-there (a crash loses at most the run in progress), and refuses a CSV whose configs differ. OUT/configs/ holds every
+OUT/runs.csv has one row per run, appended as each finishes; a rerun skips the runs already there (a crash loses at
+most the run in progress; more --configs or --seeds add runs, fewer summarise a subset), and refuses a CSV whose
+config ids name other configs (another space, budget or --sample-seed). OUT/configs/ holds every
 config; OUT/summary.json (also printed) holds, over the configs with every seed on both splits:
 - `spearman`: rank correlation of the mean inner NE with the mean eval NE, with a 95% bootstrap CI (configs resampled,
   and each config's seeds resampled within it), and `spearman_single_seed`: the same for one seed's NEs, averaged
@@ -89,7 +90,8 @@ def reference_config(space: SearchSpace, name: str) -> KunlunConfig:
 
 
 def read_runs(path: Path, hashes: dict[str, str]) -> dict[tuple[str, int, str], dict[str, Any]]:
-    """Rows already in runs.csv, keyed (config, seed, split); a row of another config is bad input."""
+    """Rows of these configs already in runs.csv, keyed (config, seed, split); a row whose config id names another
+    config is bad input. Rows of configs not in `hashes` (a run with more --configs) are left out."""
     if not path.is_file():
         return {}
     with path.open(newline="") as f:
@@ -98,7 +100,9 @@ def read_runs(path: Path, hashes: dict[str, str]) -> dict[tuple[str, int, str], 
             raise ConfigError("", f"not a runs file of this script (columns {', '.join(COLUMNS)})", path)
         rows = {}
         for row in reader:
-            if hashes.get(row["config"]) != row["config_hash"]:
+            if row["config"] not in hashes:
+                continue
+            if hashes[row["config"]] != row["config_hash"]:
                 raise ConfigError("config_hash", f"{row['config']} was run with another config ({row['config_hash']}):"
                                   " other options or another space; use another --out", path)
             rows[(row["config"], int(row["seed"]), row["split"])] = row
@@ -298,8 +302,7 @@ def _main(args: argparse.Namespace) -> int:
             csv.DictWriter(f, fieldnames=COLUMNS).writerow(row)
         bar.update()
     bar.close()
-    with runs_csv.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(read_runs(runs_csv, hashes).values())
     summary = {"space": space.spec.name, "data": space.base.train.data, "budget": space.spec.budget.amount,
                "examples": space.base.train.examples, "sample_seed": args.sample_seed,
                **summarise(rows, seeds, args.top, args.bootstrap, tuple(args.reference))}

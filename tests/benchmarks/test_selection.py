@@ -109,6 +109,9 @@ def test_command_writes_every_run_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(selection, "run_one", no_training)
     assert selection.main(argv) == 0  # every run is in the CSV: nothing trains
     assert json.loads((out / "summary.json").read_text()) == summary
+    fewer = [*argv[:argv.index("--seeds")], "--seeds", "1", *argv[argv.index("--seeds") + 2:]]
+    assert selection.main(fewer) == 0  # a subset of the runs: summarised, nothing trained
+    assert json.loads((out / "summary.json").read_text())["seeds"] == [0]
 
     capsys.readouterr()
     assert selection.main([*argv, "--sample-seed", "7"]) == 2  # other configs, same CSV
