@@ -290,8 +290,9 @@ def _main(args: argparse.Namespace) -> int:
         c.to_yaml(args.out / "configs" / f"{Path(cid).stem}.yaml")
     if not runs_csv.is_file():
         runs_csv.write_text(",".join(COLUMNS) + "\n")
-    todo = [(cid, c, seed, split) for seed in seeds for cid, c in configs for split in SPLITS
-            if (cid, seed, split) not in done]  # seed-major: an early stop still has every config once
+    # config-major: the statistics need every seed of a config on both splits, so an early stop keeps whole configs
+    todo = [(cid, c, seed, split) for cid, c in configs for seed in seeds for split in SPLITS
+            if (cid, seed, split) not in done]
     use_cpu_threads()
     bar = tqdm(total=len(configs) * len(seeds) * len(SPLITS), initial=len(done), desc="runs", unit="run",
                file=sys.stderr, disable=args.no_progress, dynamic_ncols=True)
