@@ -15,6 +15,7 @@ class StreamAllocation:
     summary_tokens: int
     window: int | None | tuple[int | None, ...]  # one for all layers, or one per layer
     depth: int | None
+    max_len: int | None = None  # most recent events kept; None = the base config's
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Allocation:
 
     def structure(self) -> tuple:
         """Everything but the shares: allocations with equal structure share one FLOP polynomial."""
-        streams = tuple((n, s.heads, s.kv_len, s.seeds, s.summary_tokens, s.window, s.depth)
+        streams = tuple((n, s.heads, s.kv_len, s.seeds, s.summary_tokens, s.window, s.depth, s.max_len)
                         for n, s in self.streams.items())
         return (self.family, self.num_layers, self.schedule, self.experts, self.fm_rank, streams)
 

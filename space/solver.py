@@ -85,7 +85,7 @@ class BudgetSolver:
             window = list(s.window) if isinstance(s.window, tuple) else s.window
             sc = StreamConfig(d=int(x[1 + i]), heads=s.heads, kv_len=s.kv_len, seeds=s.seeds,
                               summary_tokens=s.summary_tokens, kron_rank=ref.kron_rank, window=window,
-                              depth=s.depth, max_len=ref.max_len, pffn_activation=ref.pffn_activation,
+                              depth=s.depth, max_len=s.max_len or ref.max_len, pffn_activation=ref.pffn_activation,
                               swa_activation=ref.swa_activation, hsp_activation=ref.hsp_activation,
                               pooling=ref.pooling)
             model.streams[name] = _interformer_stream(sc) if alloc.family == "interformer" else sc

@@ -130,7 +130,8 @@ class SearchSpace:
                 share=share, heads=_suggest_int(trial, key("heads"), p.heads),
                 kv_len=_suggest_int(trial, key("kv_len"), p.kv_len), seeds=_suggest_int(trial, key("seeds"), p.seeds),
                 summary_tokens=_suggest_int(trial, key("summary_tokens"), p.summary_tokens),
-                window=windows[s], depth=None if depth is None or depth >= layers else depth)
+                window=windows[s], depth=None if depth is None or depth >= layers else depth,
+                max_len=None if p.max_len is None else _suggest_int(trial, key("max_len"), p.max_len))
         return Allocation(family=family, seq_share=seq_share, num_layers=layers, schedule=schedule,
                           experts=_suggest_int(trial, "experts", p.experts),
                           fm_rank=_suggest_int(trial, "fm_rank", p.fm_rank), streams=out)

@@ -94,6 +94,9 @@ class Params:
     heads: IntParam = field(default_factory=lambda: [2])
     experts: IntParam = field(default_factory=lambda: [1])  # Wukong experts
     fm_rank: IntParam = field(default_factory=lambda: [8])  # Wukong optimized-FM rank
+    # most recent events a stream keeps; null = the base's. A short history can beat a long one (the model dilutes
+    # recent events), and it is cheap: the solver then gives the FLOPs to the widths.
+    max_len: IntParam | None = None
     per_stream: bool = True
 
     def check(self, path: str) -> None:
@@ -102,8 +105,12 @@ class Params:
             value = getattr(self, name)
             if isinstance(value, list) and not value:
                 raise ConfigError(f"{path}.{name}", "needs at least one choice")
-        for name in ("num_layers", "kv_len", "seeds", "summary_tokens", "heads", "experts", "fm_rank"):
+        if isinstance(self.max_len, list) and not self.max_len:
+            raise ConfigError(f"{path}.max_len", "needs at least one choice (or null: the base's)")
+        for name in ("num_layers", "kv_len", "seeds", "summary_tokens", "heads", "experts", "fm_rank", "max_len"):
             value = getattr(self, name)
+            if value is None:
+                continue
             low = min(value) if isinstance(value, list) else value.low
             if low < 1:
                 raise ConfigError(f"{path}.{name}", f"values must be >= 1, got {low}")

@@ -1,6 +1,6 @@
-"""`kunlun train CONFIG [--data SPEC] [--examples N] [--seed S] [--json]`: train one config and evaluate it on
-the evaluation split of the protocol (BASELINES.md). With `--json`, one JSON document on stdout; logs and
-the progress bar go to stderr."""
+"""`kunlun train CONFIG [--data SPEC] [--examples N] [--seed S | --seeds S ...] [--json]`: train one config and
+evaluate it on the evaluation split of the protocol (BASELINES.md). With `--json`, one JSON document on stdout; logs
+and the progress bar go to stderr."""
 
 from __future__ import annotations
 
@@ -29,8 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help=f"data spec: {' | '.join(KINDS)} (default: the config's train.data)")
     parser.add_argument("--examples", type=int, help="training examples processed (epochs wrap; default: "
                         "the config's train.examples)")
-    parser.add_argument("--seed", type=int, help="initialisation and shuffling seed (default: train.seed); "
-                        "the data and its split do not change")
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="initialisation and shuffling seed (default: train.seed); "
+                       "the data and its split do not change")
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                       help="train once per seed; report each run and the mean NE with its 95%% interval")
     parser.add_argument("--split", choices=("eval", "inner"),
                         help="eval: the protocol's evaluation split; inner: train on the training split's "
                         "first 90%% (in time) and evaluate on its last 10%%, for choosing hyper-parameters "
@@ -41,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.examples is not None and args.examples <= 0:
         raise ConfigError("--examples", f"must be > 0, got {args.examples}")
-    if args.seed is not None and args.seed < 0:
-        raise ConfigError("--seed", f"must be >= 0, got {args.seed}")
+    for flag, values in (("--seed", [args.seed]), ("--seeds", args.seeds or [])):
+        if any(v is not None and v < 0 for v in values):
+            raise ConfigError(flag, f"must be >= 0, got {min(v for v in values if v is not None)}")
     config = KunlunConfig.load(args.config)
     train = dataclasses.replace(
         config.train,
@@ -58,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(e.path, f"{e.message}, with the schema of --data {train.data}",
                           e.file or _config_file(args.config)) from None
     config.train = train
+    if args.seeds:
+        return _run_seeds(config, data, args)
     try:
         report = train_and_evaluate(config, data)
     except NonFiniteLossError as e:
@@ -70,6 +76,34 @@ def run(args: argparse.Namespace) -> int:
               f"calibration {report['calibration']:.3f}  {report['examples']:,} examples "
               f"({report['epochs']:.2f} epochs); training {report['train_seconds']:.1f} s "
               f"({report['examples_per_second']:,.0f} examples/s), evaluation {report['eval_seconds']:.1f} s")
+    return 0
+
+
+def _run_seeds(config: KunlunConfig, data: EventDataset, args: argparse.Namespace) -> int:
+    """One run per seed (same data and split), then the mean NE and AUC with 95% Student-t intervals."""
+    from kunlun.search.reeval import mean_ci
+
+    runs = []
+    for seed in args.seeds:
+        config.train = dataclasses.replace(config.train, seed=seed)
+        try:
+            report = train_and_evaluate(config, data)
+        except NonFiniteLossError as e:
+            print(f"kunlun train: seed {seed}: {e}", file=sys.stderr)
+            return 1
+        runs.append({"seed": seed, **report})
+        if not args.json:
+            print(f"seed {seed}: NE {report['ne']:.4f}  AUC {report['auc']:.4f}  calibration "
+                  f"{report['calibration']:.3f}  ({report['seconds']:.1f} s)")
+    out: dict = {"seeds": list(args.seeds)}
+    for key in ("ne", "auc"):
+        mean, half = mean_ci([r[key] for r in runs])
+        out[f"{key}_mean"], out[f"{key}_ci"] = mean, [mean - half, mean + half]
+    if args.json:
+        print(json.dumps(_finite({**out, "runs": runs}), indent=2))
+    else:
+        print(f"mean over {len(runs)} seeds: NE {out['ne_mean']:.4f} [{out['ne_ci'][0]:.4f}, {out['ne_ci'][1]:.4f}]  "
+              f"AUC {out['auc_mean']:.4f} [{out['auc_ci'][0]:.4f}, {out['auc_ci'][1]:.4f}]")
     return 0
 
 
