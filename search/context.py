@@ -20,6 +20,7 @@ class SearchContext:
     objectives: list[str]
     sampler: str = "auto"
     seed: int = 0
+    price: str = "predicted"  # "measured": trials also record their measured time per example (search/trial.py)
 
     def load_space(self) -> SearchSpace:
         return SearchSpace.load(self.space, **self.overrides)

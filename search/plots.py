@@ -7,7 +7,17 @@ from pathlib import Path
 
 from kunlun.search.front import Group
 
-LABELS = {"train_flops_per_example": "training FLOPs per example", "b200_us_per_example": "B200 us per example"}
+LABELS = {"train_flops_per_example": "training FLOPs per example", "b200_us_per_example": "B200 us per example",
+          "measured_us_per_example": "measured us per example"}
+
+
+def x_label(groups: list[Group]) -> str:
+    """The x axis's name; a measured time names the devices it was measured on (CPU microseconds are no GPU's)."""
+    x_axis = groups[0].x_axis if groups else ""
+    label = LABELS.get(x_axis, x_axis)
+    if x_axis == "measured_us_per_example":
+        label += f" ({', '.join(sorted({t.user_attrs['measured_device'] for g in groups for _, t in g.feasible()}))})"
+    return label
 
 
 def _points(g: Group) -> tuple[list[float], list[float], list[float], list[str]]:
@@ -32,7 +42,7 @@ def write_png(groups: list[Group], path: Path) -> None:
         ax.plot(fx, fy, "-o", mfc="none", ms=10, lw=1.5, label=f"front: {g.family} @ {g.budget:.3g}")
     if scatter is not None:
         fig.colorbar(scatter, ax=ax, label="sequence share of training FLOPs")
-    ax.set_xlabel(LABELS.get(groups[0].x_axis, groups[0].x_axis) if groups else "")
+    ax.set_xlabel(x_label(groups))
     ax.set_ylabel("NE (lower is better)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -55,6 +65,5 @@ def write_html(groups: list[Group], path: Path) -> None:
                                  text=[f"trial {t.number}" for _, t in g.front], mode="lines+markers",
                                  name=f"front {g.family} @ {g.budget:.3g}",
                                  marker={"size": 12, "symbol": "circle-open"}))
-    x_axis = groups[0].x_axis if groups else ""
-    fig.update_layout(xaxis_title=LABELS.get(x_axis, x_axis), yaxis_title="NE (lower is better)")
+    fig.update_layout(xaxis_title=x_label(groups), yaxis_title="NE (lower is better)")
     fig.write_html(str(path), include_plotlyjs=True)
