@@ -3,9 +3,13 @@
 AdamW for dense parameters; the embedding tables (`model.sparse_parameters()`) get their own learning rate
 (`TrainConfig.sparse_lr`) and optimiser (`sparse_optimizer`: AdamW without weight decay, or Adagrad, whose
 per-row accumulators suit rarely seen ids); no weight decay on embeddings, which would shrink rows that
-have no gradient. Gradient clipping on all parameters; bf16 autocast on CUDA; a non-finite loss stops
-training with `NonFiniteLossError`. Metrics are computed over the whole evaluation split
-(`kunlun.model.metrics`)."""
+have no gradient. Gradient clipping on all parameters; a non-finite loss stops training with `NonFiniteLossError`.
+Metrics are computed over the whole evaluation split (`kunlun.model.metrics`).
+
+On CUDA: bf16 autocast, fused AdamW, and no host-device synchronisation in the step: the loss is read every
+`CUDA_LOSS_EVERY` steps (and at the last), so the host queues steps ahead of the GPU; a non-finite loss is caught at
+the next read. The steps of the second half of training are timed between two synchronisations, evaluations left out
+(`FitResult.timed_seconds`): the first half holds the Triton compilations and autotuning."""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from tqdm import tqdm
 from kunlun.model.batch import Batch
 from kunlun.model.config import TrainConfig
 from kunlun.model.metrics import evaluate
+
+CUDA_LOSS_EVERY = 32  # steps between reads of the loss on CUDA (each read waits for the GPU)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -48,10 +54,16 @@ class FitResult:
     examples: int = 0
     seconds: float = 0.0  # wall time of the whole fit, evaluations included
     train_seconds: float = 0.0  # training steps only, batch loading included
+    timed_examples: int = 0  # the steady-state window: training examples of the second half
+    timed_seconds: float = 0.0  # their steps' wall time, device-synchronised at both ends, evaluations excluded
 
     @property
     def examples_per_second(self) -> float:
         return self.examples / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    @property
+    def timed_us_per_example(self) -> float | None:
+        return 1e6 * self.timed_seconds / self.timed_examples if self.timed_examples else None
 
 
 def use_cpu_threads(processes: int = 1) -> None:
@@ -62,16 +74,19 @@ def use_cpu_threads(processes: int = 1) -> None:
     torch.set_num_threads(max(1, ((os.cpu_count() or 2) - 1) // processes))
 
 
-def make_optimizers(model: nn.Module, train: TrainConfig) -> list[torch.optim.Optimizer]:
+def make_optimizers(model: nn.Module, train: TrainConfig,
+                    device: torch.device | None = None) -> list[torch.optim.Optimizer]:
+    """On CUDA the AdamW updates are fused (one kernel per parameter group instead of several per tensor)."""
     sparse = list(model.sparse_parameters()) if hasattr(model, "sparse_parameters") else []
     dense = list(model.dense_parameters()) if hasattr(model, "dense_parameters") else list(model.parameters())
+    fused = {"fused": True} if device is not None and device.type == "cuda" else {}
     opts: list[torch.optim.Optimizer] = [
-        torch.optim.AdamW(dense, lr=train.lr, weight_decay=train.weight_decay)]
+        torch.optim.AdamW(dense, lr=train.lr, weight_decay=train.weight_decay, **fused)]
     if sparse:
         if train.sparse_optimizer == "adagrad":
             opts.append(torch.optim.Adagrad(sparse, lr=train.sparse_lr))
         else:
-            opts.append(torch.optim.AdamW(sparse, lr=train.sparse_lr, weight_decay=0.0))
+            opts.append(torch.optim.AdamW(sparse, lr=train.sparse_lr, weight_decay=0.0, **fused))
     return opts
 
 
@@ -85,7 +100,7 @@ def predict(model: nn.Module, batches: Iterable[Batch],
     with _autocast(device):
         for batch in batches:
             preds.append(torch.sigmoid(model(batch.to(device)).float()).cpu().numpy())
-            labels.append(batch.labels.numpy())
+            labels.append(batch.labels.cpu().numpy())  # batches may already live on the device
     model.train(was_training)
     return np.concatenate(preds), np.concatenate(labels)
 
@@ -129,14 +144,15 @@ def fit(
     """Train on `train_batches` (one pass over the iterable), evaluating on `eval_batches` (re-iterated at
     each evaluation) every `eval_every` training examples (0: only at the end) and at the end; `on_eval`
     sees every evaluation (it may raise, e.g. to prune a trial). `train_flops_per_example` (from
-    `count_flops`) turns examples/s into achieved TFLOP/s on the progress bar."""
+    `count_flops`) turns examples/s into achieved TFLOP/s on the progress bar. Batches already on `device` are used
+    as they are (`Batch.to` is then free)."""
     config = getattr(model, "config", None)  # a KunlunModel's; plain modules pass `train` and `tasks`
     train = train or getattr(config, "train", None) or TrainConfig()
     tasks = tasks or (list(config.schema.tasks) if config is not None else ["label"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(train.seed)
     model.to(device).train()
-    optimizers = make_optimizers(model, train)
+    optimizers = make_optimizers(model, train, device)
     params = [p for p in model.parameters() if p.requires_grad]
     curve: list[tuple[int, float, float]] = []
     total = getattr(train_batches, "examples", None)
@@ -155,15 +171,23 @@ def fit(
     start = time.perf_counter()
     eval_seconds = 0.0
     examples, next_eval = 0, eval_every or math.inf
+    timed_from, timed_start, timed_examples, timed_eval = (total or train.examples) // 2, None, 0, 0.0
+    read_every = CUDA_LOSS_EVERY if device.type == "cuda" else 1
     metrics: dict | None = None
-    for batch in train_batches:
+    value = math.nan
+    for step, batch in enumerate(train_batches):
+        if timed_start is None and examples >= timed_from:
+            _synchronize(device)
+            timed_start, timed_examples = time.perf_counter(), examples
         batch = batch.to(device)
         with _autocast(device):
             loss = model.loss(batch)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            bar.close()
-            raise NonFiniteLossError(examples, value)
+        read = step % read_every == 0
+        if read:
+            value = float(loss.detach())  # on CUDA a synchronisation: not every step
+            if not math.isfinite(value):
+                bar.close()
+                raise NonFiniteLossError(examples, value)
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -179,15 +203,28 @@ def fit(
             postfix["TFLOP/s"] = f"{rate * train_flops_per_example / 1e12:.4f}"
         bar.set_postfix(postfix, refresh=False)
         if examples >= next_eval:
+            _synchronize(device)  # the queued training steps are not the evaluation's time
             t0 = time.perf_counter()
             metrics = run_eval(examples)
             eval_seconds += time.perf_counter() - t0
+            timed_eval += time.perf_counter() - t0 if timed_start is not None else 0.0
             next_eval += eval_every
-    train_seconds = time.perf_counter() - start - eval_seconds
+    if examples and not read and not math.isfinite(value := float(loss.detach())):  # steps since the last read
+        bar.close()
+        raise NonFiniteLossError(examples, value)
+    _synchronize(device)
+    end = time.perf_counter()
+    train_seconds = end - start - eval_seconds
+    timed = (examples - timed_examples, end - timed_start - timed_eval) if timed_start is not None else (0, 0.0)
     bar.close()
     if metrics is None or curve[-1][0] != examples:
         metrics = run_eval(examples)
-    return FitResult(metrics, curve, examples, time.perf_counter() - start, train_seconds)
+    return FitResult(metrics, curve, examples, time.perf_counter() - start, train_seconds, *timed)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _autocast(device: torch.device):

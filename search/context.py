@@ -21,6 +21,7 @@ class SearchContext:
     objectives: list[str]
     sampler: str = "auto"
     seed: int = 0
+    price: str = "predicted"  # "measured": trials also record their measured time per example (search/trial.py)
 
     def load_space(self) -> SearchSpace:
         with warnings.catch_warnings():  # the search process said them when it loaded the space first

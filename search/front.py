@@ -1,8 +1,9 @@
 """Pareto fronts of study folders, with Optuna's own machinery.
 
 Two objectives (NE, predicted B200 time): the study's front. One objective (NE only, until the cost model
-exists): the front of NE against train_flops_per_example. Either way only COMPLETE, feasible trials (constraint
-<= 0) can be on it: PRUNED, FAILED and infeasible trials never are.
+exists): the front of NE against train_flops_per_example. Where every feasible trial of a group was timed (`kunlun
+search --price measured`), the measured time per example is the x axis instead: a true time axis. Either way only
+COMPLETE, feasible trials (constraint <= 0) can be on it: PRUNED, FAILED and infeasible trials never are.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from kunlun.model.yamlio import ConfigError
 from kunlun.search.store import STUDY_JSON, StudyInfo, load_study, percent, trial_status
 
 ROW_KEYS = ("trial", "study", "budget", "family", "ne", "auc", "train_flops_per_example", "b200_us_per_example",
-            "predicted_mfu", "launch_share", "seq_share", "compskip", "windows", "params_dense", "params_sparse")
+            "predicted_mfu", "launch_share", "seq_share", "compskip", "windows", "params_dense", "params_sparse",
+            "measured_us_per_example", "measured_mfu", "measured_device")
 
 
 @dataclass
@@ -27,7 +29,7 @@ class Group:
 
     budget: float
     family: str
-    x_axis: str  # "train_flops_per_example" or "b200_us_per_example"
+    x_axis: str  # "train_flops_per_example", "b200_us_per_example" or "measured_us_per_example"
     trials: list[tuple[str, Any]] = field(default_factory=list)  # (study folder, FrozenTrial), all states
     front: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -61,6 +63,9 @@ def groups(root: Path) -> list[Group]:
             g = out.setdefault((info.budget, family), Group(info.budget, family, x_axis))
             g.trials.append((str(folder), t))
     for g in out.values():
+        timed = [t.user_attrs.get("measured_us_per_example") for _, t in g.feasible()]
+        if timed and None not in timed:
+            g.x_axis = "measured_us_per_example"
         g.front = pareto_front(g.trials, g.x_axis)
     return [out[k] for k in sorted(out)]
 
@@ -124,4 +129,6 @@ def row(group: Group, folder: str, t: Any) -> dict[str, Any]:
             "launch_share": percent(a.get("launch_share")),
             "seq_share": a.get("seq_share"), "compskip": a.get("compskip"),
             "windows": {k: window_label(w) for k, w in (windows or {}).items()},
-            "params_dense": a.get("params_dense"), "params_sparse": a.get("params_sparse")}
+            "params_dense": a.get("params_dense"), "params_sparse": a.get("params_sparse"),
+            "measured_us_per_example": a.get("measured_us_per_example"),
+            "measured_mfu": percent(a.get("measured_mfu")), "measured_device": a.get("measured_device")}

@@ -96,7 +96,7 @@ def worker(ctx: SearchContext, after_trial: Callable[[Any], None] | None = None,
                 time.sleep(POLL)
                 continue
             outcome = run_trial(space, solver, trial, trial.number, ctx.trial_folder(trial.number), _reporter(trial),
-                                seed_number=seed_number(study, trial))
+                                seed_number=seed_number(study, trial), measure=ctx.price == "measured")
             tell(study, trial, outcome)
             lease.remove(trial._trial_id)
             if current is not None:

@@ -16,7 +16,17 @@ from kunlun.search.store import percent
 
 GPU = "B200 (extrapolated)"  # the GPU the cost model prices trials on (search/trial.py)
 LABELS = {"train_flops_per_example": "training FLOPs per example",
-          "b200_us_per_example": f"predicted {GPU} us per example (cost model, not measured)"}
+          "b200_us_per_example": f"predicted {GPU} us per example (cost model, not measured)",
+          "measured_us_per_example": "measured us per example"}
+
+
+def x_label(groups: list[Group]) -> str:
+    """The x axis's name; a measured time names the devices it was measured on (CPU microseconds are no GPU's)."""
+    x_axis = groups[0].x_axis if groups else ""
+    label = LABELS.get(x_axis, x_axis)
+    if x_axis == "measured_us_per_example":
+        label += f" ({', '.join(sorted({t.user_attrs['measured_device'] for g in groups for _, t in g.feasible()}))})"
+    return label
 
 
 def _rows(g: Group) -> list[Any]:
@@ -26,7 +36,9 @@ def _rows(g: Group) -> list[Any]:
 def _title(groups: list[Group]) -> str:
     studies = sorted({Path(folder).name for g in groups for folder, _ in g.trials})
     budgets = ", ".join(sorted({f"{g.budget:.3g}" for g in groups}))
-    return f"{', '.join(studies)}: budget {budgets} per example; time predicted on {GPU}"
+    measured = bool(groups) and groups[0].x_axis == "measured_us_per_example"
+    time = "measured" if measured else f"predicted on {GPU}"
+    return f"{', '.join(studies)}: budget {budgets} per example; time {time}"
 
 
 def _hover(t: Any) -> str:
@@ -37,6 +49,8 @@ def _hover(t: Any) -> str:
     lines = [f"trial {t.number} ({a.get('family', '?')})", f"NE {ne:.5f}{worse}", f"AUC {a.get('auc') or 0:.4f}",
              f"predicted {GPU}: {a.get('b200_us_per_example') or 0:.4g} us/example",
              f"training FLOPs: {a.get('train_flops_per_example') or 0:.4g} per example",
+             *([f"measured on {a.get('measured_device')}: {a['measured_us_per_example']:.4g} us/example"]
+               if a.get("measured_us_per_example") is not None else []),
              f"seq share {percent(a.get('seq_share') or 0):.1f} %", f"schedule {a.get('compskip', '?')}",
              "windows " + (", ".join(f"{k}={window_label(w)}" for k, w in windows.items()) or "-")]
     return "<br>".join(lines)
@@ -63,7 +77,7 @@ def write_png(groups: list[Group], path: Path) -> None:
         ax.axhline(1.0, color="crimson", ls="--", lw=1, label="NE 1: the base rate (above: worse)")
     if scatter is not None:
         fig.colorbar(scatter, ax=ax, label="sequence share of training FLOPs")
-    ax.set_xlabel(LABELS.get(groups[0].x_axis, groups[0].x_axis) if groups else "")
+    ax.set_xlabel(x_label(groups))
     ax.set_ylabel("NE (lower is better)")
     ax.set_title(_title(groups), fontsize=9)
     ax.legend(fontsize=8, loc="best")
@@ -94,9 +108,8 @@ def write_html(groups: list[Group], path: Path) -> None:
     if any(worse_than_base_rate(ne) for ne in nes):
         fig.add_hline(y=1.0, line_dash="dash", line_color="crimson",
                       annotation_text="NE 1: the base rate (above: worse)")
-    x_axis = groups[0].x_axis if groups else ""
     # the legend goes under the plot, the colorbar right of it: they never overlap
-    fig.update_layout(title={"text": _title(groups), "font": {"size": 13}}, xaxis_title=LABELS.get(x_axis, x_axis),
+    fig.update_layout(title={"text": _title(groups), "font": {"size": 13}}, xaxis_title=x_label(groups),
                       yaxis_title="NE (lower is better)", legend={"orientation": "h", "y": -0.2, "x": 0},
                       margin={"b": 120})
     fig.write_html(str(path), include_plotlyjs="directory", full_html=True)

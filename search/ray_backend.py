@@ -78,7 +78,7 @@ def trainable(config: dict[str, Any], ctx: SearchContext) -> None:
             tune.report({"ne": ne, "rung": step})  # ASHA may stop the trial here
 
         outcome = run_trial(space, solver_for(space), Replay(params), number, ctx.trial_folder(number),
-                            report if single else None, seed_number=seed)
+                            report if single else None, seed_number=seed, measure=ctx.price == "measured")
     values = outcome.values or [float("inf")] * len(ctx.objectives)
     # attrs travel as one JSON string: Tune flattens nested result dicts
     tune.report({**dict(zip(ctx.objectives, values)), "final": True, "state": outcome.state,

@@ -300,7 +300,8 @@ def folder_lock(out: Path) -> Iterator[None]:
 
 CSV_ATTRS = ("ne", "auc", "logloss", "train_flops_per_example", "fwd_flops_per_example", "seq_share",
              "sampled_seq_share", "sequence_flops", "context_flops", "params_dense", "params_sparse",
-             "b200_us_per_example", "predicted_mfu", "examples_per_second", "seed", "family", "compskip", "windows",
+             "b200_us_per_example", "predicted_mfu", "measured_us_per_example", "measured_mfu", "measured_device",
+             "examples_per_second", "seed", "family", "compskip", "windows",
              INFEASIBLE, "fail_reason")
 
 

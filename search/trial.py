@@ -13,6 +13,13 @@ and retried by the backend (store.fail_stale, local.run_local, Ray's FailureConf
 processes, Ray workers; with it the optuna backend always runs its trials in worker processes): RLIMIT_DATA, so an
 allocation past the cap fails inside the trial instead of the kernel killing the process.
 
+On a GPU a trial trains in bf16 with the Triton kernels (`fit`), from batches gathered on the device
+(search/device_data.py; `KUNLUN_DEVICE_DATA=auto|on|off`, auto: on CUDA). With `measure` (`kunlun search --price
+measured`) it also records what its training steps took where it ran, beside the predicted B200 figures:
+`measured_us_per_example` (the second half of training, past the compilations; evaluations excluded),
+`measured_mfu` (training FLOPs over the device's dense bf16 peak; None where the peak is unknown, e.g. a CPU) and
+`measured_device` (the GPU's name, or "cpu": CPU microseconds are no GPU's).
+
 `KUNLUN_FAULTS` is test-only fault injection, inert unless set: a comma-separated list of KIND@N, each firing once
 in trial number N (then a marker file `fault-KIND` in the trial folder holds the pid of the process running the
 trial; a trial that Ray re-runs after a crash runs clean):
@@ -47,6 +54,9 @@ from kunlun.space.space import SearchSpace, TrialLike
 ATTRS = ("train_flops_per_example", "fwd_flops_per_example", "seq_share", "sequence_flops", "context_flops",
          "params_dense", "params_sparse", "b200_us_per_example", "predicted_mfu", "ne", "auc", "logloss",
          "examples_per_second", "seed", "config_yaml", "fail_reason")
+MEASURED = ("measured_us_per_example", "measured_mfu", "measured_device")  # with --price measured
+PRICES = ("predicted", "measured")
+DEVICE_DATA_ENV = "KUNLUN_DEVICE_DATA"
 REPORTS = 3  # evaluations per trial (the last is the final one): the rungs pruners compare
 
 
@@ -77,8 +87,9 @@ def objectives() -> list[str]:
 
 
 def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number: int, folder: Path,
-              report: Report | None = None, seed_number: int | None = None) -> Outcome:
-    """`seed_number` (default `number`) fixes the initialisation seed: a retried trial passes its original's."""
+              report: Report | None = None, seed_number: int | None = None, measure: bool = False) -> Outcome:
+    """`seed_number` (default `number`) fixes the initialisation seed: a retried trial passes its original's.
+    `measure`: record the measured time per example (module docstring)."""
     folder.mkdir(parents=True, exist_ok=True)
     log = _Log(folder / "log.txt")
     attrs: dict[str, Any] = dict.fromkeys(ATTRS)
@@ -110,7 +121,12 @@ def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number
         attrs["config_yaml"] = config.to_yaml()
         log(f"widths {solution.widths}; {attrs['train_flops_per_example']:.4g} training FLOPs/example, "
             f"sequence share {attrs['seq_share']:.3f} (sampled {alloc.seq_share:.3f})")
-        attrs.update(train_config(config, folder, report, log, poison=any(k == "nan" for k, _ in faults)))
+        fitted = train_config(config, folder, report, log, poison=any(k == "nan" for k, _ in faults))
+        timed, device = fitted.pop("timed_us_per_example"), fitted.pop("device")
+        attrs.update(fitted)
+        if measure:
+            attrs.update(measured(timed, attrs["train_flops_per_example"], device))
+            log(f"measured {timed:.4g} us/example on {device} (predicted B200: {attrs['b200_us_per_example']:.4g})")
         log(f"NE {attrs['ne']:.5f} AUC {attrs['auc']:.4f}")
         return Outcome("complete", [attrs[k] for k in objectives()], attrs)
     except Pruned:
@@ -241,9 +257,40 @@ def _price(config: Any) -> dict[str, Any]:
     return out
 
 
+def measured(us_per_example: float | None, train_flops_per_example: float, device: str) -> dict[str, Any]:
+    """The MEASURED attributes of a trial timed at `us_per_example` on `device` (a CUDA device name or "cpu")."""
+    import torch
+
+    from kunlun.kernels.hardware import UNKNOWN, detect
+
+    if us_per_example is None:
+        return dict.fromkeys(MEASURED)
+    spec = detect(device) if device != "cpu" else UNKNOWN
+    mfu = (train_flops_per_example / (us_per_example * 1e-6) / spec.peak_flops(torch.bfloat16)
+           if spec != UNKNOWN else None)
+    return {"measured_us_per_example": us_per_example, "measured_mfu": mfu, "measured_device": device}
+
+
+def device_data_choice() -> str:
+    """KUNLUN_DEVICE_DATA: auto (the default), on or off."""
+    choice = os.environ.get(DEVICE_DATA_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "on", "off"):
+        from kunlun.model.yamlio import ConfigError
+
+        raise ConfigError(DEVICE_DATA_ENV, f"{choice!r} is not one of auto, on, off")
+    return choice
+
+
+def device_data(device: Any) -> bool:
+    """Whether trials on `device` gather their batches there (auto: on CUDA)."""
+    choice = device_data_choice()
+    return choice == "on" or (choice == "auto" and device.type == "cuda")
+
+
 def train_config(config: Any, folder: Path, report: Report | None = None, log: _Log | None = None,
                  poison: bool = False) -> dict[str, Any]:
-    """Build and fit one config; curve.csv (and log lines) go into folder. `poison`: the injected NaN-loss fault."""
+    """Build and fit one config; curve.csv (and log lines) go into folder. `poison`: the injected NaN-loss fault.
+    Besides the metrics: `timed_us_per_example` (FitResult's) and `device` (where it trained: a CUDA name or "cpu")."""
     import torch
 
     from kunlun.data.loader import EvalLoader, TrainLoader
@@ -261,6 +308,11 @@ def train_config(config: Any, folder: Path, report: Report | None = None, log: _
     max_lens = {name: config.model.stream(name).max_len for name in config.stream_names}
     loader = TrainLoader(data, max_lens, t.batch_size, t.examples, seed=t.seed)
     evaluation = EvalLoader(data, max_lens, t.eval_batch_size)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device_data(device):
+        from kunlun.search.device_data import on_device
+
+        loader, evaluation = on_device(loader, evaluation, device)
     log = log or _Log(folder / "log.txt")
     every = max(t.examples // REPORTS, 1) if report is not None else 0
     curve = folder / "curve.csv"
@@ -276,13 +328,14 @@ def train_config(config: Any, folder: Path, report: Report | None = None, log: _
 
     start = time.perf_counter()
     result = fit(model, loader, evaluation, every, on_eval, train=t,
-                 train_flops_per_example=None, progress=False)
+                 train_flops_per_example=None, device=device, progress=False)
     m = result.metrics
     if not all(math.isfinite(m[k]) for k in ("ne", "auc", "logloss")):
         raise FloatingPointError(f"non-finite evaluation metrics: NE {m['ne']}, AUC {m['auc']}")
     log(f"fit: {result.examples} examples in {time.perf_counter() - start:.1f} s")
     return {"ne": m["ne"], "auc": m["auc"], "logloss": m["logloss"],
-            "examples_per_second": result.examples_per_second}
+            "examples_per_second": result.examples_per_second, "timed_us_per_example": result.timed_us_per_example,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
 
 
 def _poison_loss(model: Any) -> None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from kunlun.search.cli import UsageError
+from kunlun.search.trial import PRICES
 
 HELP = "scaling-law fits over budgets"
 
@@ -39,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
     parser.add_argument("--address")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--price", choices=PRICES,
+                        help="as kunlun search --price: measured records each trial's measured time per example")
 
 
 def _budgets(args: argparse.Namespace, space_budget: float) -> list[float]:
@@ -108,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
             argv = ["search", args.space, "--budget", repr(budget), "--family", family, "--trials",
                     str(args.trials), "--out", str(folder), "--backend", args.backend, "--workers", str(args.workers)]
             argv += [x for flag, v in (("--data", args.data), ("--examples", args.examples), ("--seed", args.seed),
-                                       ("--address", args.address)) if v is not None for x in (flag, str(v))]
+                                       ("--address", args.address), ("--price", args.price))
+                      if v is not None for x in (flag, str(v))]
             if (folder / "study.json").is_file():
                 argv.append("--resume")
             elif args.warm_start and smaller.get(family):

@@ -14,7 +14,7 @@ from kunlun.search.cli import UsageError
 from kunlun.search.context import SearchContext
 from kunlun.search.store import STUDY_JSON, StudyInfo, budget_tag, storage_url
 from kunlun.search.strategy import SAMPLERS
-from kunlun.search.trial import objectives
+from kunlun.search.trial import PRICES, objectives
 from kunlun.space.space import SearchSpace
 
 HELP = "run a budgeted architecture search (Optuna or Ray Tune)"
@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warm-start", nargs="+", type=Path, default=[], metavar="STUDY",
                         help="study folders (or folders of them) whose best allocations run first (smaller budgets)")
     parser.add_argument("--warm-start-top", type=int, default=3, help="allocations taken from --warm-start (default 3)")
+    parser.add_argument("--price", choices=PRICES,
+                        help="measured: each trial also records its measured microseconds per example and MFU where "
+                        "it trains (a GPU), beside the predicted B200 figures (default: predicted, or what a resumed "
+                        "study recorded)")
     parser.add_argument("--dry-run", action="store_true", help="sample the space and report what lands")
     parser.add_argument("--samples", type=int, default=200, help="samples for --dry-run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -55,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from kunlun.search.checks import check_search, check_search_args, make_folder
 
     check_search_args(args)  # every flag, the storage: before anything is loaded or created
+    from kunlun.search.trial import device_data_choice
+
+    device_data_choice()  # KUNLUN_DEVICE_DATA
     overrides = {k: v for k, v in (("data", args.data), ("budget", args.budget), ("examples", args.examples),
                                    ("seed", args.seed), ("family", args.family), ("split", args.split))
                  if v is not None}
@@ -105,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         n = warm_start(study, args.warm_start, space, args.warm_start_top)
         print(f"kunlun search: warm start: {n} allocation(s) from {', '.join(map(str, args.warm_start))} run first",
               file=sys.stderr)
+    ctx.price = args.price or study.user_attrs.get("price", "predicted")
+    study.set_user_attr("price", ctx.price)
     StudyInfo(name=name, storage=ctx.storage, space=ctx.space, budget=spec.budget.amount,
               budget_kind=spec.budget.kind, families=list(spec.params.family), objectives=ctx.objectives,
               seed=spec.seed, trials=args.trials, data=space.base.train.data, backend=args.backend,

@@ -54,18 +54,18 @@ def test_merge_adds_only_new_rows_and_never_rewrites(tmp_path):
     assert [r["provider"] for r in rows.read_rows(dst)] == ["triton", "reference"]
 
 
-def test_files_from_before_the_roofline_columns_read_and_upgrade_unchanged(tmp_path):
+def test_files_from_before_the_last_columns_read_and_upgrade_unchanged(tmp_path):
     path = tmp_path / "kernels.csv"
     old = [dict(zip(rows.PREVIOUS_COLUMNS, [f"v{i}" for i in range(len(rows.PREVIOUS_COLUMNS))]))]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=rows.PREVIOUS_COLUMNS)
         writer.writeheader()
         writer.writerows(old)
-    assert rows.read_rows(path) == [{**old[0], "pct_roofline": "", "executed_tflops": ""}]
+    assert rows.read_rows(path) == [{**old[0], **dict.fromkeys(rows.COLUMNS[len(rows.PREVIOUS_COLUMNS):], "")}]
     rows.append_rows(path, [_row(ms=2.0, pct_roofline=50.0)])
     assert tuple(_header(path)) == rows.COLUMNS
     got = rows.read_rows(path)
-    assert got[0] == {**old[0], "pct_roofline": "", "executed_tflops": ""}
+    assert got[0] == {**old[0], **dict.fromkeys(rows.COLUMNS[len(rows.PREVIOUS_COLUMNS):], "")}
     assert (got[1]["ms"], got[1]["pct_roofline"]) == ("2", "50")
     assert rows.merge(path, tmp_path / "copy.csv") == 2 and rows.read_rows(tmp_path / "copy.csv") == got
 
@@ -86,23 +86,6 @@ def test_quick_benchmarks_write_result_rows(tmp_path):
         (v, m, p) for v in ("pffn-gelu", "hsp-softmax") for m in ("fwd", "fwd+bwd") for p in ("triton", "reference")}
     assert all(float(r["ms"]) > 0 and float(r["tflops"]) > 0 for r in gdpa_rows)
     assert [r["provider"] for r in got if r["name"] == "matmul"] == ["cublas"]
-
-
-def test_a_previous_header_reads_and_migrates_on_append(tmp_path):
-    """results/bench CSVs written before host_ms and predicted_ms: read with those empty; the first append
-    rewrites the file with the current header, every old row kept as it was."""
-    path = tmp_path / "kernels.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=rows.PREVIOUS_COLUMNS)
-        writer.writeheader()
-        writer.writerow({c: "" for c in rows.PREVIOUS_COLUMNS} | {"bench": "kernels", "name": "matmul", "ms": "1.5"})
-    old = rows.read_rows(path)
-    assert old[0]["ms"] == "1.5" and old[0]["host_ms"] == "" and tuple(old[0]) == rows.COLUMNS
-    rows.append_rows(path, [_row(ms=2.0, host_ms=0.5)])
-    assert tuple(_header(path)) == rows.COLUMNS
-    assert [(r["name"], r["ms"], r["host_ms"]) for r in rows.read_rows(path)] == [("matmul", "1.5", ""),
-                                                                                 ("gdpa", "2", "0.5")]
-    assert rows.merge(path, tmp_path / "copy.csv") == 2 and rows.merge(path, tmp_path / "copy.csv") == 0
 
 
 def test_quick_sweep_writes_checked_rows_and_stops_on_budget(tmp_path):
