@@ -82,10 +82,15 @@ class BudgetSolver:
         model.streams = {}
         for i, (name, s) in enumerate(alloc.streams.items()):
             ref = base.model.stream(name)
-            window = list(s.window) if isinstance(s.window, tuple) else s.window
+            max_len = s.max_len or ref.max_len
+            # a window as wide as the sampled history sees all of it: that is full attention (the same pairs), and the
+            # config accepts only windows narrower than max_len
+            windows = [None if w is not None and w >= max_len else w
+                       for w in (s.window if isinstance(s.window, tuple) else (s.window,))]
+            window = windows if isinstance(s.window, tuple) else windows[0]
             sc = StreamConfig(d=int(x[1 + i]), heads=s.heads, kv_len=s.kv_len, seeds=s.seeds,
                               summary_tokens=s.summary_tokens, kron_rank=ref.kron_rank, window=window,
-                              depth=s.depth, max_len=s.max_len or ref.max_len, pffn_activation=ref.pffn_activation,
+                              depth=s.depth, max_len=max_len, pffn_activation=ref.pffn_activation,
                               swa_activation=ref.swa_activation, hsp_activation=ref.hsp_activation,
                               pooling=ref.pooling)
             model.streams[name] = _interformer_stream(sc) if alloc.family == "interformer" else sc

@@ -185,7 +185,7 @@ CASES = [
     ("search-unknown-base", ["search", "{f}/space_base.yaml", "--out", "{out}"],
      ["space_base.yaml", "base", "no-such-preset", "presets: interformer-small"]),
     ("search-unknown-space-preset", ["search", "no-such-space", "--out", "{out}"],
-     ["no-such-space", "space presets: demo"]),
+     ["no-such-space", "space presets: ", "demo"]),
     # -- search: flags and budgets ------------------------------------------------------------------------------
     ("search-trials-0", ["search", "{f}/tiny.yaml", "--trials", "0", "--out", "{out}"], ["--trials", ">= 1"]),
     ("search-workers-0", ["search", "{f}/tiny.yaml", "--workers", "0", "--out", "{out}"], ["--workers", ">= 1"]),
