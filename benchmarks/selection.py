@@ -50,6 +50,7 @@ import numpy as np
 from kunlun.model.config import KunlunConfig
 from kunlun.model.yamlio import ConfigError
 from kunlun.search.reeval import t95
+from kunlun.search.store import finite
 from kunlun.space.solver import BudgetSolver
 from kunlun.space.space import RandomTrial, SearchSpace
 
@@ -307,22 +308,12 @@ def _main(args: argparse.Namespace) -> int:
     summary = {"space": space.spec.name, "data": space.base.train.data, "budget": space.spec.budget.amount,
                "examples": space.base.train.examples, "sample_seed": args.sample_seed,
                **summarise(rows, seeds, args.top, args.bootstrap, tuple(args.reference))}
-    text = json.dumps(_finite(summary), indent=2)
+    text = json.dumps(finite(summary), indent=2)
     (args.out / "summary.json").write_text(text + "\n")
     print(text)
     print(_headline(summary), file=sys.stderr)
     return 0
 
-
-def _finite(x: Any) -> Any:
-    """JSON has no NaN: a statistic undefined here (one seed: no seed spread) is null."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
 
 
 def _headline(s: dict[str, Any]) -> str:

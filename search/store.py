@@ -341,6 +341,17 @@ def write_trials_csv(study: Any, out: Path) -> None:
     _atomic_write(out / "trials.csv", buf.getvalue())
 
 
+def finite(x: Any) -> Any:
+    """JSON has no NaN or inf: a value undefined here (one seed: no spread; one class: no AUC) is null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [finite(v) for v in x]
+    return x
+
+
 def percent(fraction: float | None) -> float | None:
     """MFU and shares are stored as fractions (DESIGN.md's attrs) and shown in percent."""
     return None if fraction is None else 100 * fraction

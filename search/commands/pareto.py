@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 from pathlib import Path
 
 from kunlun.search.cli import UsageError
 from kunlun.search.front import ROW_KEYS, groups, row, worse_than_base_rate
+from kunlun.search.store import finite
 
 HELP = "Pareto front of a study or a folder of studies"
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                              "nothing)") from None
     keys = list(ROW_KEYS) + (["ne_mean", "ne_ci", "seeds"] if args.reeval else [])
     if args.format == "json":
-        print(json.dumps([_finite(r) for r in rows], indent=2))
+        print(json.dumps([finite(r) for r in rows], indent=2))
     elif args.format == "csv":
         w = csv.DictWriter(sys.stdout, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
@@ -68,10 +68,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _table(rows, gs, args.reeval)
     return 0
-
-
-def _finite(r: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
 
 
 def _counts(g) -> str:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from kunlun.search.cli import UsageError
+from kunlun.search.store import finite
 from kunlun.search.trial import PRICES
 
 HELP = "scaling-law fits over budgets"
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         by_family.setdefault(family, []).extend(
             {k: t[k] for k in ("budget", "ne", "params", "study", "trial", "seq_share_range")} for t in ts)
     make_folder(args.out, "--out")
-    result = _finite(report(fits, target, by_family))
+    result = finite(report(fits, target, by_family))
     tmp = args.out / "scaling.json.tmp"  # scaling.json also caches the seed repeats: never leave it half-written
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(args.out / "scaling.json")
@@ -206,12 +207,3 @@ def _previous_seeds(path: Path) -> dict[tuple, dict[int, float]]:
         print(f"kunlun scaling: {path}: unreadable ({e}): seed repeats are retrained", file=sys.stderr)
         return {}
 
-
-def _finite(v):
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_finite(x) for x in v]
-    return v

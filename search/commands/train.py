@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 
 import torch
@@ -20,6 +19,7 @@ from kunlun.model.count import count_flops
 from kunlun.model.kunlun import KunlunModel
 from kunlun.model.train import NonFiniteLossError, fit, use_cpu_threads
 from kunlun.model.yamlio import ConfigError, is_preset_name
+from kunlun.search.store import finite
 
 HELP = "train and evaluate one config"
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"kunlun train: {e}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(_finite(report), indent=2))
+        print(json.dumps(finite(report), indent=2))
     else:
         print(f"NE {report['ne']:.4f}  AUC {report['auc']:.4f}  logloss {report['logloss']:.4f}  "
               f"calibration {report['calibration']:.3f}  {report['examples']:,} examples "
@@ -100,7 +100,7 @@ def _run_seeds(config: KunlunConfig, data: EventDataset, args: argparse.Namespac
         mean, half = mean_ci([r[key] for r in runs])
         out[f"{key}_mean"], out[f"{key}_ci"] = mean, [mean - half, mean + half]
     if args.json:
-        print(json.dumps(_finite({**out, "runs": runs}), indent=2))
+        print(json.dumps(finite({**out, "runs": runs}), indent=2))
     else:
         print(f"mean over {len(runs)} seeds: NE {out['ne_mean']:.4f} [{out['ne_ci'][0]:.4f}, {out['ne_ci'][1]:.4f}]  "
               f"AUC {out['auc_mean']:.4f} [{out['auc_ci'][0]:.4f}, {out['auc_ci'][1]:.4f}]")
@@ -142,13 +142,3 @@ def train_and_evaluate(config: KunlunConfig, data: EventDataset) -> dict:
         "curve": [list(point) for point in result.curve],
     }
 
-
-def _finite(x):
-    """JSON has no NaN: a metric undefined on this split (a single class) is null."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
