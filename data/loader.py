@@ -48,13 +48,15 @@ class TrainLoader:
             yield pending[:n]
             pending, left = pending[n:], left - n
 
+    def drop_rates(self) -> tuple[list[float], float]:
+        """The OOV replacement rate of each sparse column (schema order) and of stream ids."""
+        if self.oov_rate is None:
+            return [self.data.oov_rates.get(k, 0.0) for k in self.data.schema.sparse], self.data.stream_oov_rate
+        return [self.oov_rate] * len(self.data.schema.sparse), self.oov_rate
+
     def __iter__(self) -> Iterator[Batch]:
         rng = np.random.default_rng([self.seed, 1])  # its own stream: the example order does not depend on it
-        if self.oov_rate is None:
-            sparse = [self.data.oov_rates.get(k, 0.0) for k in self.data.schema.sparse]
-            stream_rate = self.data.stream_oov_rate
-        else:
-            sparse, stream_rate = [self.oov_rate] * len(self.data.schema.sparse), self.oov_rate
+        sparse, stream_rate = self.drop_rates()
         rates = torch.tensor(sparse, dtype=torch.float64)
         return prefetch(self._drop_ids(assemble_batch(self.data, i, self.max_lens), rng, rates, stream_rate)
                         for i in self.index_batches())

@@ -127,11 +127,7 @@ def on_device(train: TrainLoader, evaluation: EvalLoader, device: torch.device |
                                                                                               DeviceBatches]:
     """The device counterparts of a training and an evaluation loader over the same dataset."""
     data = DeviceData(train.data, train.max_lens, device)
-    if train.oov_rate is None:  # TrainLoader.__iter__'s rates
-        sparse = [train.data.oov_rates.get(k, 0.0) for k in train.data.schema.sparse]
-        stream_rate = train.data.stream_oov_rate
-    else:
-        sparse, stream_rate = [train.oov_rate] * len(train.data.schema.sparse), train.oov_rate
+    sparse, stream_rate = train.drop_rates()
     index = train.data.eval_index if evaluation.index is None else evaluation.index
     chunks = [index[i:i + evaluation.batch_size] for i in range(0, len(index), evaluation.batch_size)]
     return (DeviceBatches(data, list(train.index_batches()), (sparse, stream_rate, train.seed)),
