@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kunlun.data.dataset import EventDataset
 from kunlun.model.config import KunlunConfig
-from kunlun.search.commands.train import train_and_evaluate
+from kunlun.search.training import train_and_evaluate
 from kunlun.space.data import open_cached
 
 
@@ -72,7 +72,7 @@ def run(variant: str, seed: int, data_seed: int | None = None) -> dict:
     if edit:
         edit(config)
     config.train.seed = seed
-    report = train_and_evaluate(config, data)
+    report = train_and_evaluate(config, data, progress=True)
     return {"variant": variant, "data_seed": config.train.data_seed, "seed": seed, "ne": report["ne"],
             "auc": report["auc"], "train_flops_per_example": report["train_flops_per_example"]}
 

@@ -39,7 +39,6 @@ import hashlib
 import json
 import math
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -112,18 +111,17 @@ def read_runs(path: Path, hashes: dict[str, str]) -> dict[tuple[str, int, str], 
 
 def run_one(config: KunlunConfig, seed: int, split: str) -> dict[str, Any]:
     from kunlun.model.count import count_flops
-    from kunlun.search.trial import train_config
-    from kunlun.space.data import open_cached
+    from kunlun.search.training import check_finite, train_and_evaluate, training_data
 
     c = config.copy()
     c.train.seed, c.train.split = seed, split
     # as `kunlun train --split` does: the vocabularies and length histograms of this split's own training part
-    data = open_cached(c.train.data, c.train.data_seed, c.train.data_examples, split)
+    data = training_data(c)
     c = c.with_schema(data.schema, data.workload)
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        metrics = train_config(c, Path(tmp))
-        seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    metrics = train_and_evaluate(c, data, every=0)
+    check_finite(metrics)
+    seconds = time.perf_counter() - start
     m, flops = c.model, count_flops(c, c.workload)
     return {"ne": metrics["ne"], "auc": metrics["auc"], "logloss": metrics["logloss"], "seconds": round(seconds, 2),
             "examples": c.train.examples, "train_flops_per_example": flops.train_flops_per_example,

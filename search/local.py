@@ -25,6 +25,7 @@ from typing import Any
 
 from kunlun.model.train import use_cpu_threads
 from kunlun.search.context import SearchContext
+from kunlun.search.faults import apply_memory_cap, memory_cap
 from kunlun.search.progress import Progress
 from kunlun.search.store import (
     Lease,
@@ -40,7 +41,7 @@ from kunlun.search.store import (
 )
 from kunlun.search.strategy import make_pruner, make_sampler
 from kunlun.search.tell import tell
-from kunlun.search.trial import REPORTS, Pruned, apply_memory_cap, memory_cap, run_trial
+from kunlun.search.trial import REPORTS, Pruned, run_trial
 from kunlun.space.time_solver import solver_for
 
 POLL = 0.5  # seconds between checks while every slot is taken, and of the worker processes

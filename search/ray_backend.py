@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kunlun.search.context import SearchContext
+from kunlun.search.faults import FAULTS_ENV, MEMORY_ENV, apply_memory_cap
 from kunlun.search.local import reseed
 from kunlun.search.progress import Progress
 from kunlun.search.store import (
@@ -36,7 +37,7 @@ from kunlun.search.store import (
 )
 from kunlun.search.strategy import make_sampler
 from kunlun.search.tell import tell
-from kunlun.search.trial import FAULTS_ENV, MEMORY_ENV, REPORTS, Outcome, apply_memory_cap, fail_reason, run_trial
+from kunlun.search.trial import REPORTS, Outcome, fail_reason, run_trial
 from kunlun.space.time_solver import solver_for
 
 NUMBER = "optuna_trial"  # config key carrying the Optuna trial number to the trainable

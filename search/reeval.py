@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,13 @@ def seed_ne(config_yaml: str, seed: int) -> float:
     """NE of the config retrained with initialisation seed `seed`, on the split its `train` section names."""
     from kunlun.model.config import KunlunConfig
     from kunlun.model.yamlio import load_yaml_text
-    from kunlun.search.trial import train_config
+    from kunlun.search.training import check_finite, train_and_evaluate, training_data
 
     config = KunlunConfig.from_dict(load_yaml_text(config_yaml))
     config.train.seed = seed
-    with tempfile.TemporaryDirectory() as tmp:
-        return float(train_config(config, Path(tmp))["ne"])
+    report = train_and_evaluate(config, training_data(config), every=0)
+    check_finite(report)
+    return float(report["ne"])
 
 
 def mean_ci(nes: list[float]) -> tuple[float, float]:

@@ -5,41 +5,22 @@ COMPLETE (feasible), COMPLETE with the placeholder values INFEASIBLE_VALUES and 
 FAIL, or PRUNED.
 
 A fault in a trial is data, not the end of the search: an exception, a NaN/inf training loss or evaluation metric,
-running out of memory (CUDA, or the host cap below) make the trial FAIL with `fail_reason` ("out of memory: ..." for
+running out of memory (CUDA, or the host cap) make the trial FAIL with `fail_reason` ("out of memory: ..." for
 the memory faults) and the search goes on. A trial whose process dies (kill -9, the kernel's OOM killer) is failed
-and retried by the backend (store.fail_stale, local.run_local, Ray's FailureConfig).
+and retried by the backend (store.fail_stale, local.run_local, Ray's FailureConfig). The host memory cap
+(`KUNLUN_TRIAL_MEMORY`) and the test-only fault injection (`KUNLUN_FAULTS`) are search/faults.py's.
 
-`KUNLUN_TRIAL_MEMORY=SIZE` (e.g. 4G, 512M, bytes) caps the host memory of each process that runs trials (worker
-processes, Ray workers; with it the optuna backend always runs its trials in worker processes): RLIMIT_DATA, so an
-allocation past the cap fails inside the trial instead of the kernel killing the process.
-
-On a GPU a trial trains in bf16 with the Triton kernels (`fit`), from batches gathered on the device
-(search/device_data.py; `KUNLUN_DEVICE_DATA=auto|on|off`, auto: on CUDA). With `measure` (`kunlun search --price
-measured`) it also records what its training steps took where it ran, beside the predicted B200 figures:
-`measured_us_per_example` (the second half of training, past the compilations; evaluations excluded),
-`measured_mfu` (training FLOPs over the device's dense bf16 peak; None where the peak is unknown, e.g. a CPU) and
-`measured_device` (the GPU's name, or "cpu": CPU microseconds are no GPU's).
-
-`KUNLUN_FAULTS` is test-only fault injection, inert unless set: a comma-separated list of KIND@N, each firing once
-in trial number N (then a marker file `fault-KIND` in the trial folder holds the pid of the process running the
-trial; a trial that Ray re-runs after a crash runs clean):
-  crash@N   the process running trial N kills itself (SIGKILL) after sampling: the search with --workers 1, a worker
-            process, a Ray worker
-  slow@N:S  trial N sleeps S seconds (default 30) after sampling (its heartbeats go on): time to kill the search
-  raise@N   trial N raises RuntimeError("injected fault")
-  nan@N     trial N's training loss is NaN from its second step
-  oom@N     trial N runs out of GPU memory (on CUDA: allocates twice the GPU; on CPU: raises
-            torch.OutOfMemoryError, as a full GPU does)
-  hog@N     trial N allocates twice KUNLUN_TRIAL_MEMORY of host memory at once (needs the cap)
+A trial trains through search/training.py's `train_and_evaluate` on its space's cached data; with a `report` it
+evaluates REPORTS times, the rungs a pruner compares. With `measure` (`kunlun search --price measured`) it also
+records what its training steps took where it ran, beside the predicted B200 figures: `measured_us_per_example` (the
+second half of training, past the compilations; evaluations excluded), `measured_mfu` (training FLOPs over the
+device's dense bf16 peak; None where the peak is unknown, e.g. a CPU) and `measured_device` (the GPU's name, or
+"cpu": CPU microseconds are no GPU's).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import resource
-import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -47,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kunlun.search.faults import fire, injected_faults, poison_loss
 from kunlun.space.solver import BudgetSolver
 from kunlun.space.space import SearchSpace, TrialLike
 
@@ -56,7 +38,6 @@ ATTRS = ("train_flops_per_example", "fwd_flops_per_example", "seq_share", "seque
          "examples_per_second", "seed", "config_yaml", "fail_reason")
 MEASURED = ("measured_us_per_example", "measured_mfu", "measured_device")  # with --price measured
 PRICES = ("predicted", "measured")
-DEVICE_DATA_ENV = "KUNLUN_DEVICE_DATA"
 REPORTS = 3  # evaluations per trial (the last is the final one): the rungs pruners compare
 
 
@@ -101,7 +82,7 @@ def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number
                      windows=json.dumps({n: s.window for n, s in alloc.streams.items()}))
         log(f"trial {number}: allocation {alloc}")
         for kind, arg in faults:
-            _fire(kind, arg, folder, log)
+            fire(kind, arg, folder, log)
         solution = solver.solve(alloc)
         if not solution.feasible:
             log(f"infeasible: {solution.reason}")
@@ -121,9 +102,9 @@ def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number
         attrs["config_yaml"] = config.to_yaml()
         log(f"widths {solution.widths}; {attrs['train_flops_per_example']:.4g} training FLOPs/example, "
             f"sequence share {attrs['seq_share']:.3f} (sampled {alloc.seq_share:.3f})")
-        fitted = train_config(config, folder, report, log, poison=any(k == "nan" for k, _ in faults))
-        timed, device = fitted.pop("timed_us_per_example"), fitted.pop("device")
-        attrs.update(fitted)
+        fitted = _train(config, folder, report, log, poison=any(k == "nan" for k, _ in faults))
+        timed, device = fitted["timed_us_per_example"], fitted["device"]
+        attrs.update({k: fitted[k] for k in ("ne", "auc", "logloss", "examples_per_second")})
         if measure:
             attrs.update(measured(timed, attrs["train_flops_per_example"], device))
             log(f"measured {timed:.4g} us/example on {device} (predicted B200: {attrs['b200_us_per_example']:.4g})")
@@ -164,85 +145,6 @@ def _release_memory(e: BaseException) -> None:
             torch.cuda.empty_cache()  # the next trial in this process gets the memory back
 
 
-# --- host memory cap (KUNLUN_TRIAL_MEMORY) ---
-
-MEMORY_ENV = "KUNLUN_TRIAL_MEMORY"
-
-
-def memory_cap() -> int | None:
-    """Bytes from KUNLUN_TRIAL_MEMORY (4G, 512M, 100K or bytes), None when unset."""
-    raw = os.environ.get(MEMORY_ENV, "").strip()
-    if not raw:
-        return None
-    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(raw[-1].upper(), 1)
-    try:
-        value = float(raw[:-1] if scale > 1 else raw) * scale
-    except ValueError:
-        value = 0
-    if value <= 0:
-        from kunlun.model.yamlio import ConfigError
-
-        raise ConfigError(MEMORY_ENV, f"{raw!r} is not a memory size (e.g. 4G, 512M)")
-    return int(value)
-
-
-def apply_memory_cap() -> int | None:
-    """Cap this process's data segment (RLIMIT_DATA: heap and anonymous mappings) at KUNLUN_TRIAL_MEMORY; call it
-    in a process that only runs trials. Returns the cap."""
-    cap = memory_cap()
-    if cap is not None:
-        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-        resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
-    return cap
-
-
-# --- fault injection (KUNLUN_FAULTS, tests only) ---
-
-FAULTS_ENV = "KUNLUN_FAULTS"
-FAULT_KINDS = ("crash", "slow", "raise", "nan", "oom", "hog")
-
-
-def injected_faults(number: int, folder: Path) -> list[tuple[str, str]]:
-    """The faults KUNLUN_FAULTS injects into trial `number` (each once per trial folder); [] when unset."""
-    raw = os.environ.get(FAULTS_ENV, "").strip()
-    if not raw:
-        return []
-    out = []
-    for item in raw.split(","):
-        kind, _, rest = item.strip().partition("@")
-        target, _, arg = rest.partition(":")
-        if kind not in FAULT_KINDS or not target.isdigit():
-            raise ValueError(f"{FAULTS_ENV}: {item!r} is not KIND@TRIAL (kinds: {', '.join(FAULT_KINDS)})")
-        if int(target) == number and not (folder / f"fault-{kind}").exists():
-            out.append((kind, arg))
-    return out
-
-
-def _fire(kind: str, arg: str, folder: Path, log: _Log) -> None:
-    (folder / f"fault-{kind}").write_text(f"{os.getpid()}\n")  # the pid of the process running the trial
-    log(f"injected fault: {kind}")
-    if kind == "crash":
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif kind == "slow":
-        time.sleep(float(arg or 30))
-    elif kind == "raise":
-        raise RuntimeError("injected fault")
-    elif kind == "oom":
-        import torch
-
-        if torch.cuda.is_available():  # a real one: more than the GPU holds
-            torch.empty(2 * torch.cuda.mem_get_info()[1], dtype=torch.uint8, device="cuda")
-        raise torch.OutOfMemoryError("CUDA out of memory (injected fault)")
-    elif kind == "hog":
-        import torch
-
-        cap = memory_cap()
-        if cap is None:
-            raise ValueError(f"hog needs {MEMORY_ENV}")
-        hog = torch.empty(2 * cap, dtype=torch.uint8)  # past the cap: the allocator refuses
-        hog.fill_(1)
-
-
 def _price(config: Any) -> dict[str, Any]:
     from kunlun.model.count import count_flops
     from kunlun.space.cost import predict
@@ -271,50 +173,13 @@ def measured(us_per_example: float | None, train_flops_per_example: float, devic
     return {"measured_us_per_example": us_per_example, "measured_mfu": mfu, "measured_device": device}
 
 
-def device_data_choice() -> str:
-    """KUNLUN_DEVICE_DATA: auto (the default), on or off."""
-    choice = os.environ.get(DEVICE_DATA_ENV, "auto").strip().lower() or "auto"
-    if choice not in ("auto", "on", "off"):
-        from kunlun.model.yamlio import ConfigError
+def _train(config: Any, folder: Path, report: Report | None, log: _Log, poison: bool) -> dict[str, Any]:
+    """Train the trial's config on its cached data: curve.csv and log lines into folder, the rungs to `report`.
+    `poison`: the injected NaN-loss fault."""
+    from kunlun.search.training import check_finite, train_and_evaluate, training_data
 
-        raise ConfigError(DEVICE_DATA_ENV, f"{choice!r} is not one of auto, on, off")
-    return choice
-
-
-def device_data(device: Any) -> bool:
-    """Whether trials on `device` gather their batches there (auto: on CUDA)."""
-    choice = device_data_choice()
-    return choice == "on" or (choice == "auto" and device.type == "cuda")
-
-
-def train_config(config: Any, folder: Path, report: Report | None = None, log: _Log | None = None,
-                 poison: bool = False) -> dict[str, Any]:
-    """Build and fit one config; curve.csv (and log lines) go into folder. `poison`: the injected NaN-loss fault.
-    Besides the metrics: `timed_us_per_example` (FitResult's) and `device` (where it trained: a CUDA name or "cpu")."""
-    import torch
-
-    from kunlun.data.loader import EvalLoader, TrainLoader
-    from kunlun.model.kunlun import KunlunModel
-    from kunlun.model.train import fit
-    from kunlun.space.data import check_data_path, open_cached
-
-    t = config.train
-    check_data_path(t.data)
-    data = open_cached(t.data, t.data_seed, t.data_examples, t.split)
-    torch.manual_seed(t.seed)
-    model = KunlunModel(config)
-    if poison:
-        _poison_loss(model)
-    max_lens = {name: config.model.stream(name).max_len for name in config.stream_names}
-    loader = TrainLoader(data, max_lens, t.batch_size, t.examples, seed=t.seed)
-    evaluation = EvalLoader(data, max_lens, t.eval_batch_size)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device_data(device):
-        from kunlun.search.device_data import on_device
-
-        loader, evaluation = on_device(loader, evaluation, device)
-    log = log or _Log(folder / "log.txt")
-    every = max(t.examples // REPORTS, 1) if report is not None else 0
+    examples = config.train.examples
+    every = max(examples // REPORTS, 1) if report is not None else 0
     curve = folder / "curve.csv"
     curve.write_text("examples,ne,auc\n")
 
@@ -323,30 +188,15 @@ def train_config(config: Any, folder: Path, report: Report | None = None, log: _
             f.write(f"{point.examples},{point.metrics['ne']},{point.metrics['auc']}\n")
         log(f"{point.examples} examples: NE {point.metrics['ne']:.5f}")
         rung = point.examples // every if every else 0
-        if report is not None and point.examples < t.examples and rung >= 1:
+        if report is not None and point.examples < examples and rung >= 1:
             report(rung, point.metrics["ne"])
 
     start = time.perf_counter()
-    result = fit(model, loader, evaluation, every, on_eval, train=t,
-                 train_flops_per_example=None, device=device, progress=False)
-    m = result.metrics
-    if not all(math.isfinite(m[k]) for k in ("ne", "auc", "logloss")):
-        raise FloatingPointError(f"non-finite evaluation metrics: NE {m['ne']}, AUC {m['auc']}")
-    log(f"fit: {result.examples} examples in {time.perf_counter() - start:.1f} s")
-    return {"ne": m["ne"], "auc": m["auc"], "logloss": m["logloss"],
-            "examples_per_second": result.examples_per_second, "timed_us_per_example": result.timed_us_per_example,
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
-
-
-def _poison_loss(model: Any) -> None:
-    loss, steps = model.loss, [0]
-
-    def poisoned(batch: Any) -> Any:
-        steps[0] += 1
-        value = loss(batch)
-        return value * float("nan") if steps[0] >= 2 else value
-
-    model.loss = poisoned
+    fitted = train_and_evaluate(config, training_data(config), on_eval, every=every,
+                                prepare=poison_loss if poison else None)
+    check_finite(fitted)
+    log(f"fit: {fitted['examples']} examples in {time.perf_counter() - start:.1f} s")
+    return fitted
 
 
 class _Log:

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from kunlun.search.checks import check_search, check_search_args, make_folder
 
     check_search_args(args)  # every flag, the storage: before anything is loaded or created
-    from kunlun.search.trial import device_data_choice
+    from kunlun.search.training import device_data_choice
 
     device_data_choice()  # KUNLUN_DEVICE_DATA
     overrides = {k: v for k, v in (("data", args.data), ("budget", args.budget), ("examples", args.examples),

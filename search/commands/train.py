@@ -9,17 +9,13 @@ import dataclasses
 import json
 import sys
 
-import torch
-
 from kunlun.data.dataset import EventDataset
-from kunlun.data.loader import EvalLoader, TrainLoader
 from kunlun.data.spec import KINDS, open_data
 from kunlun.model.config import KunlunConfig
-from kunlun.model.count import count_flops
-from kunlun.model.kunlun import KunlunModel
-from kunlun.model.train import NonFiniteLossError, fit, use_cpu_threads
+from kunlun.model.train import NonFiniteLossError, use_cpu_threads
 from kunlun.model.yamlio import ConfigError, is_preset_name
 from kunlun.search.store import finite
+from kunlun.search.training import train_and_evaluate
 
 HELP = "train and evaluate one config"
 
@@ -65,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds:
         return _run_seeds(config, data, args)
     try:
-        report = train_and_evaluate(config, data)
+        report = _train(config, data)
     except NonFiniteLossError as e:
         print(f"kunlun train: {e}", file=sys.stderr)
         return 1
@@ -87,7 +83,7 @@ def _run_seeds(config: KunlunConfig, data: EventDataset, args: argparse.Namespac
     for seed in args.seeds:
         config.train = dataclasses.replace(config.train, seed=seed)
         try:
-            report = train_and_evaluate(config, data)
+            report = _train(config, data)
         except NonFiniteLossError as e:
             print(f"kunlun train: seed {seed}: {e}", file=sys.stderr)
             return 1
@@ -114,31 +110,13 @@ def _config_file(spec: str) -> str:
     return f"model/presets/{spec}.yaml"
 
 
-def train_and_evaluate(config: KunlunConfig, data: EventDataset) -> dict:
-    """Build the model of `config` (already adopting `data`'s schema), train it per `config.train`, evaluate it
-    on `data`'s evaluation split; the report has the keys of `--json`."""
-    train = config.train
+def _train(config: KunlunConfig, data: EventDataset) -> dict:
+    """search/training.py's run with the progress bar, its data announced on stderr; the report has `--json`'s keys."""
     skipped = f", {data.malformed_rows} malformed rows skipped" if data.malformed_rows else ""
     print(f"kunlun train: {data.name}: {len(data.train_index):,} train / {len(data.eval_index):,} eval "
           f"examples{skipped}", file=sys.stderr)
     use_cpu_threads()
-    torch.manual_seed(train.seed)
-    model = KunlunModel(config)
-    max_lens = {name: config.model.stream(name).max_len for name in config.stream_names}
-    loader = TrainLoader(data, max_lens, train.batch_size, train.examples, seed=train.seed)
-    evaluation = EvalLoader(data, max_lens, train.eval_batch_size)
-    flops = count_flops(config, config.workload).train_flops_per_example
-    result = fit(model, loader, evaluation, train.eval_every, train=train, train_flops_per_example=flops)
-    return {
-        **{k: result.metrics[k] for k in ("ne", "auc", "logloss", "calibration")},
-        "examples": result.examples,
-        "epochs": result.examples / len(data.train_index),
-        "seconds": result.seconds,
-        "train_seconds": result.train_seconds,
-        "eval_seconds": result.seconds - result.train_seconds,  # every evaluation, the final one included
-        "examples_per_second": result.examples_per_second,
-        "per_task": result.metrics["per_task"],
-        "train_flops_per_example": flops,
-        "curve": [list(point) for point in result.curve],
-    }
-
+    report = train_and_evaluate(config, data, progress=True)
+    for key in ("timed_us_per_example", "device"):
+        report.pop(key)
+    return report

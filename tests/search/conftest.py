@@ -51,7 +51,7 @@ def ray_session():
 
 @pytest.fixture
 def faults(monkeypatch: pytest.MonkeyPatch):
-    """Fault injection for the reliability tests (search/trial.py, KUNLUN_FAULTS; inert unless set):
+    """Fault injection for the reliability tests (search/faults.py, KUNLUN_FAULTS; inert unless set):
     `faults("crash@2", "nan@3")` injects those faults into trials 2 and 3 of the searches this test runs, in-process or
     started by `search_process`. Heartbeats every 1 s, a trial stale after 3 s without one (KUNLUN_HEARTBEAT)."""
     monkeypatch.setenv("KUNLUN_HEARTBEAT", "1,3")

@@ -9,8 +9,8 @@ import pytest
 from optuna.trial import TrialState
 
 from kunlun.search.cli import main
+from kunlun.search.faults import injected_faults
 from kunlun.search.store import load_study, trial_status
-from kunlun.search.trial import injected_faults
 
 
 def _search(space, out, *extra):

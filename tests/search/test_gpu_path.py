@@ -1,5 +1,5 @@
 """The GPU trial path on the CPU, with tiny shapes: batches gathered on the device from a dataset copied there once
-(search/device_data.py), the timed window of `fit`, and `--price measured` from the trial to the front."""
+(data/device_data.py), the timed window of `fit`, and `--price measured` from the trial to the front."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from kunlun.data.device_data import on_device
 from kunlun.data.loader import EvalLoader, TrainLoader
 from kunlun.data.vocab import OOV
 from kunlun.model.config import KunlunConfig
 from kunlun.model.kunlun import KunlunModel
 from kunlun.model.train import fit
 from kunlun.search.cli import main
-from kunlun.search.device_data import on_device
 from kunlun.search.front import groups
 from kunlun.space.data import open_cached
 

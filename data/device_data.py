@@ -1,4 +1,4 @@
-"""Batches gathered on the device from a dataset copied there once: the GPU trial path's loaders.
+"""Batches gathered on the device from a dataset copied there once: the GPU training path's loaders.
 
 The host loaders (`kunlun.data.loader`) gather every batch with numpy on a thread and copy it over; on a GPU that
 host work competes with the step's kernel launches for the interpreter. Here the dataset's arrays go to the device
@@ -10,7 +10,7 @@ The examples, their order and the truncation to each stream's `max_len` are the 
 batches, the same [lo, hi) ranges); the training loader's OOV replacement draws from a device generator at the host
 loader's rates, so which ids it replaces differs from the host loader's draw.
 
-`KUNLUN_DEVICE_DATA=auto|on|off` (search/trial.py): auto uses these loaders on CUDA only.
+`KUNLUN_DEVICE_DATA=auto|on|off` (search/training.py): auto uses these loaders on CUDA only.
 """
 
 from __future__ import annotations
