@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kunlun.model.yamlio import ConfigError
-from kunlun.search.cli import UsageError, one_line
+from kunlun.search.errors import UsageError, one_line
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUDGET_SAMPLES = 128  # allocations sampled to find what budgets a space can land on

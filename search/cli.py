@@ -9,13 +9,10 @@ Every message is one line; warnings are one line each too (`kunlun CMD: warning:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import sys
-import warnings
-from collections.abc import Iterator
 
-from kunlun.model.yamlio import ConfigError
+from kunlun.search.errors import one_line, run_reported
 
 COMMANDS = {
     "search": "run a budgeted architecture search (Optuna or Ray Tune)",
@@ -29,39 +26,10 @@ COMMANDS = {
 }
 
 
-class UsageError(Exception):
-    """Bad command-line input that is not a config file problem."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own usage errors also exit 2: one line, no traceback
         print(f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
-
-
-# Lines of a driver's error that are not the error (SQLAlchemy appends the statement and a link).
-_NOISE = ("[SQL:", "[parameters:", "(Background on this error")
-
-
-def one_line(message: str) -> str:
-    """A message on one line: a library error's continuation lines joined, its boilerplate dropped."""
-    lines = (line.strip() for line in str(message).splitlines())
-    return " ".join(line for line in lines if line and not line.startswith(_NOISE))
-
-
-@contextlib.contextmanager
-def _short_warnings(command: str) -> Iterator[None]:
-    """Warnings (a dropped stream, skipped malformed rows) as one stderr line each, without the source line."""
-    previous = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"kunlun {command}: warning: {one_line(str(message))}", file=file or sys.stderr)
-
-    warnings.showwarning = show
-    try:
-        yield
-    finally:
-        warnings.showwarning = previous
 
 
 def _module(name: str):
@@ -100,18 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra:  # name the command whose flags these are not
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
-    try:
-        with _short_warnings(args.command):
-            return int(_module(args.command).run(args) or 0)
-    except (ConfigError, UsageError) as e:
-        print(f"kunlun {args.command}: {one_line(str(e))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"kunlun {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `kunlun ... | head`: the reader left; nothing to report
-        sys.stderr.close()
-        return 0
+    return run_reported(args.command, lambda: _module(args.command).run(args))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kunlun.search.cli import UsageError
+from kunlun.search.errors import UsageError
 from kunlun.search.reeval import RULES
 
 HELP = "export a trial's config as YAML"

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from kunlun.search.cli import UsageError
+from kunlun.search.errors import UsageError
 from kunlun.search.front import ROW_KEYS, groups, row, worse_than_base_rate
 from kunlun.search.store import finite
 

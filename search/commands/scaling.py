@@ -12,7 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-from kunlun.search.cli import UsageError
+from kunlun.search.errors import UsageError, run_reported
 from kunlun.search.store import finite
 from kunlun.search.trial import PRICES
 
@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
         check_study_folders,
         make_folder,
     )
-    from kunlun.search.cli import main as kunlun
     from kunlun.search.scaling import fit, report, summary, write_png
     from kunlun.search.store import budget_tag
     from kunlun.space.space import SearchSpace
@@ -109,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             if (budget, family) in trials:
                 continue  # reused from --from
             folder = args.out / f"{space.spec.name}-{budget_tag(budget)}-{family}"
-            argv = ["search", args.space, "--budget", repr(budget), "--family", family, "--trials",
+            argv = [args.space, "--budget", repr(budget), "--family", family, "--trials",
                     str(args.trials), "--out", str(folder), "--backend", args.backend, "--workers", str(args.workers)]
             argv += [x for flag, v in (("--data", args.data), ("--examples", args.examples), ("--seed", args.seed),
                                        ("--address", args.address), ("--price", args.price))
@@ -120,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                 argv += ["--warm-start", *map(str, smaller[family])]
             smaller.setdefault(family, []).append(folder)
             with contextlib.redirect_stdout(sys.stderr):  # stdout carries the one JSON document
-                code = kunlun(argv)
+                code = _search(argv)
             if code != 0:
                 return code
     if budgets:
@@ -146,6 +145,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"kunlun scaling: {line}", file=sys.stderr)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _search(argv: list[str]) -> int:
+    """`kunlun search ARGV`, reported as that command (its bad input, warnings and interruption)."""
+    from kunlun.search.commands import search
+
+    parser = argparse.ArgumentParser(prog="kunlun search")
+    search.add_arguments(parser)
+    return run_reported("search", lambda: search.run(parser.parse_args(argv)))
 
 
 def _trials(sources: list[Path]) -> dict[tuple[float, str], list[dict]]:

@@ -10,8 +10,8 @@ import warnings
 from pathlib import Path
 
 from kunlun.model.yamlio import ConfigError, is_preset_name
-from kunlun.search.cli import UsageError
 from kunlun.search.context import SearchContext
+from kunlun.search.errors import UsageError
 from kunlun.search.store import STUDY_JSON, StudyInfo, budget_tag, storage_url
 from kunlun.search.strategy import SAMPLERS
 from kunlun.search.trial import PRICES, objectives
