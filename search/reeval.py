@@ -5,6 +5,7 @@ evaluation set: the study seed fixes them).
 interval. `kunlun export --pick best-ne --reeval K --top T` retrains the T best trials with K new seeds each and picks
 by the mean over the K + 1 seeds (the trial's own included) or by the upper end of its 95% interval (`--by bound`,
 pessimistic): one seed's NE ranks noise where the seed spread is as large as the differences between configs.
+`kunlun scaling` retrains each budget's best trial with the seeds after its own (`repeat_seeds`).
 """
 
 from __future__ import annotations
@@ -82,3 +83,28 @@ def reeval_trial(trial: Any, k: int, cache: Path, on_run: Callable[[], None] | N
         if on_run is not None:
             on_run()
     return {s: nes[s] for s in range(own, own + 1 + k)}
+
+
+def repeat_seeds(point: dict[str, Any], config_yaml: str | None, seed: int | None, repeats: int,
+                 cached: dict[int, float] | None = None, log: Any = None) -> dict[str, Any]:
+    """`kunlun scaling`'s point of a budget's best trial with `seeds` and `ne_seeds` for `repeats` seeds: the trial's
+    own (seed, NE) first, then seed+1, ...; NEs in `cached` (seed -> NE, from an earlier scaling.json) are reused,
+    the others trained."""
+    import numpy as np
+
+    if seed is None or not config_yaml:
+        if repeats > 1 and log:
+            log(f"{point.get('study')} trial {point.get('trial')}: no config or seed recorded: one seed only")
+        return {**point, "seeds": [seed] if seed is not None else [], "ne_seeds": [point["ne"]]}
+    cached = dict(cached or {})
+    if seed in cached and not math.isclose(cached[seed], point["ne"], rel_tol=1e-9, abs_tol=1e-12):
+        cached = {}  # not the same trial (a study recreated under the same name): retrain
+    cached[seed] = point["ne"]
+    seeds = [seed + i for i in range(repeats)]
+    for s in seeds:
+        if s not in cached:
+            cached[s] = seed_ne(config_yaml, s)
+            if log:
+                log(f"{point.get('study')} trial {point.get('trial')}: seed {s}: NE {cached[s]:.5f}")
+    nes = [cached[s] for s in seeds]
+    return {**point, "ne": float(np.mean(nes)), "seeds": seeds, "ne_seeds": nes}

@@ -1,7 +1,7 @@
 """`kunlun scaling SPACE (--budgets B1,B2,... | --num-budgets K --budget-step 4x) [--trials N] [--target B]
 [--repeats K] [--from DIR...] --out DIR`: one study per budget and family (a folder of studies); the best trial of each
 retrained with K seeds in all (no new study; the seed NEs kept in scaling.json and reused on a rerun); then the
-NE-vs-compute fits and the allocation extrapolation of search/scaling.py."""
+NE-vs-compute fits and the allocation extrapolation of search/scaling/."""
 
 from __future__ import annotations
 
@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
         check_study_folders,
         make_folder,
     )
-    from kunlun.search.scaling import fit, report, summary, write_png
+    from kunlun.search.scaling.fit import fit
+    from kunlun.search.scaling.plot import write_png
+    from kunlun.search.scaling.report import report, summary
     from kunlun.search.store import budget_tag
     from kunlun.space.space import SearchSpace
 
@@ -183,7 +185,7 @@ def _repeat(trials: dict[tuple[float, str], list[dict]], repeats: int,
             previous: dict[tuple, dict[int, float]]) -> dict[tuple[float, str], dict]:
     """(budget, family) -> the point of its best trial, retrained with `repeats` seeds in all (NEs reused from
     `previous` where the same trial and seed are there)."""
-    from kunlun.search.scaling import repeat_seeds
+    from kunlun.search.reeval import repeat_seeds
 
     def log(msg: str) -> None:
         print(f"kunlun scaling: repeats: {msg}", file=sys.stderr)

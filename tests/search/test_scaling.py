@@ -11,19 +11,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import create_trial
 
-from kunlun.search import scaling
+from kunlun.search import reeval
 from kunlun.search.cli import main
-from kunlun.search.scaling import (
-    LOG_LINEAR,
-    POWER_LAW,
-    extrapolate_allocation,
-    fit,
-    fit_log_linear,
-    fit_power_law,
-    holdout,
-    report,
-    summary,
-)
+from kunlun.search.scaling.allocation import categorical_params, extrapolate_allocation, holdout
+from kunlun.search.scaling.fit import LOG_LINEAR, POWER_LAW, efficiency, fit, fit_log_linear, fit_power_law
+from kunlun.search.scaling.report import report, summary
 from kunlun.search.store import StudyInfo, budget_tag, storage_url
 
 ETA = {"kunlun": 0.02, "interformer": 0.01}
@@ -98,7 +90,7 @@ def test_scaling_runs_one_study_per_budget_and_family(tiny_space, tmp_path, caps
     assert result["holdout"]["kunlun"]["budget"] == 2e6
     assert (out / "scaling.png").stat().st_size > 0
     # rerun on the same --out: the studies resume with nothing to do, and no seed is retrained
-    monkeypatch.setattr(scaling, "seed_ne", lambda *a: pytest.fail("retrained a seed"))
+    monkeypatch.setattr(reeval, "seed_ne", lambda *a: pytest.fail("retrained a seed"))
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out) == result
 
@@ -183,7 +175,7 @@ def test_bootstrap_ci_covers_the_truth():
         ci = fit_power_law(_seeded(_power, BUDGETS[:5], 0.002, 3, rng)).ci
         cover_pl += ci[0] <= 0.5 <= ci[1]
         model = fit(_seeded(lambda c: 0.9 - 0.02 * math.log(c / 1e6), BUDGETS[:4], 0.003, 3, rng))
-        ci = scaling.efficiency(model, baseline)["ci"]
+        ci = efficiency(model, baseline)["ci"]
         cover_eff += ci[0] <= 2 <= ci[1]
     assert min(cover_ll, cover_pl, cover_eff) >= 0.8 * runs
 
@@ -235,7 +227,7 @@ def test_allocation_extrapolation_on_synthetic_trials():
     assert holdout([t for t in trials if t["budget"] == 1e6]) is None
     one = extrapolate_allocation([t for t in trials if t["budget"] == 1e6], target)["seq_share"]
     assert not one["determined"] and one["ci"] is None and one["slope"] is None
-    generated = scaling.categorical_params({"schedule": "generated", "schedule.L1": "seq", "schedule.L0": "all"})
+    generated = categorical_params({"schedule": "generated", "schedule.L1": "seq", "schedule.L0": "all"})
     assert generated == {"schedule": "generated:all/seq"}
 
 
@@ -264,7 +256,7 @@ def test_scaling_repeats_seeds_and_reuses_them(tmp_path, capsys, monkeypatch):
         return 0.95 - ETA[config_yaml.split("@")[0]] * math.log(float(config_yaml.split("@")[1]) / 1e6) + \
             0.001 * (seed % 3 - 1)
 
-    monkeypatch.setattr(scaling, "seed_ne", fake_seed_ne)
+    monkeypatch.setattr(reeval, "seed_ne", fake_seed_ne)
     _seeded_studies(tmp_path / "runs")
     out = tmp_path / "fit"
     argv = ["scaling", "demo", "--from", str(tmp_path / "runs"), "--out", str(out), "--target", "256M"]
