@@ -13,10 +13,11 @@ from typing import Any
 
 from kunlun.search.front import Group, window_label, worse_than_base_rate
 from kunlun.search.store import percent
+from kunlun.search.trial import PRICED_ON
 
-GPU = "B200 (extrapolated)"  # the GPU the cost model prices trials on (search/trial.py)
+PRICED = f"{PRICED_ON.upper()} (extrapolated)"  # Hopper-measured efficiencies carried to it (space/cost.py)
 LABELS = {"train_flops_per_example": "training FLOPs per example",
-          "b200_us_per_example": f"predicted {GPU} us per example (cost model, not measured)",
+          "b200_us_per_example": f"predicted {PRICED} us per example (cost model, not measured)",
           "measured_us_per_example": "measured us per example"}
 
 
@@ -37,7 +38,7 @@ def _title(groups: list[Group]) -> str:
     studies = sorted({Path(folder).name for g in groups for folder, _ in g.trials})
     budgets = ", ".join(sorted({f"{g.budget:.3g}" for g in groups}))
     measured = bool(groups) and groups[0].x_axis == "measured_us_per_example"
-    time = "measured" if measured else f"predicted on {GPU}"
+    time = "measured" if measured else f"predicted on {PRICED}"
     return f"{', '.join(studies)}: budget {budgets} per example; time {time}"
 
 
@@ -47,7 +48,7 @@ def _hover(t: Any) -> str:
     ne = a["ne"]
     worse = " (worse than the base rate)" if worse_than_base_rate(ne) else ""
     lines = [f"trial {t.number} ({a.get('family', '?')})", f"NE {ne:.5f}{worse}", f"AUC {a.get('auc') or 0:.4f}",
-             f"predicted {GPU}: {a.get('b200_us_per_example') or 0:.4g} us/example",
+             f"predicted {PRICED}: {a.get('b200_us_per_example') or 0:.4g} us/example",
              f"training FLOPs: {a.get('train_flops_per_example') or 0:.4g} per example",
              *([f"measured on {a.get('measured_device')}: {a['measured_us_per_example']:.4g} us/example"]
                if a.get("measured_us_per_example") is not None else []),

@@ -36,6 +36,7 @@ from kunlun.space.space import SearchSpace, TrialLike
 ATTRS = ("train_flops_per_example", "fwd_flops_per_example", "seq_share", "sequence_flops", "context_flops",
          "params_dense", "params_sparse", "b200_us_per_example", "predicted_mfu", "ne", "auc", "logloss",
          "examples_per_second", "seed", "config_yaml", "fail_reason")
+PRICED_ON = "b200"  # the GPU the cost model prices trials on: the b200_* attrs, the plots' x axis
 MEASURED = ("measured_us_per_example", "measured_mfu", "measured_device")  # with --price measured
 PRICES = ("predicted", "measured")
 REPORTS = 3  # evaluations per trial (the last is the final one): the rungs pruners compare
@@ -154,7 +155,7 @@ def _price(config: Any) -> dict[str, Any]:
            "seq_share": r.seq_share, "sequence_flops": r.sequence / r.examples,
            "context_flops": r.context / r.examples, "params_dense": r.params_dense,
            "params_sparse": r.params_sparse}
-    cost = predict(config, "b200", report=r)
+    cost = predict(config, PRICED_ON, report=r)
     out.update(b200_us_per_example=cost.us_per_example, predicted_mfu=cost.mfu, launch_share=cost.launch_share)
     return out
 

@@ -7,6 +7,7 @@ import argparse
 import json
 
 from kunlun.model import KunlunConfig
+from kunlun.search.trial import PRICED_ON
 from kunlun.space.cost import CARRY_RULE, LAUNCH_MODES, CostReport, predict
 
 HELP = "predicted GPU time, QPS and MFU of a config"
@@ -14,7 +15,7 @@ HELP = "predicted GPU time, QPS and MFU of a config"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="a config YAML file or a model preset name")
-    parser.add_argument("--gpu", default="b200", help="b200 (default, extrapolated), h100, h200, gb200, h100-pcie")
+    parser.add_argument("--gpu", default=PRICED_ON, help="b200 (default, extrapolated), h100, h200, gb200, h100-pcie")
     parser.add_argument("--launch", choices=LAUNCH_MODES,
                         help="price another launch mode than the config's workload.launch (default graphs)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
