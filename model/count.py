@@ -43,20 +43,13 @@ def _tagged(ops: list[OpRecord], stream: str | None) -> list[OpRecord]:
     return ops
 
 
-def _interaction_tokens(config: KunlunConfig) -> int:
-    """Context tokens plus every stream's summary tokens: the interaction's input."""
-    m = config.model
-    n_seq = sum(m.stream(n).summary_tokens for n in config.stream_names) if m.family != "wukong" else 0
-    return config.num_context_tokens + n_seq
-
-
 def _site_flops(config: KunlunConfig, site: Site, examples: float, streams: dict[str, StreamStats]) -> list[OpRecord]:
     m, c, key = config.model, site.component, site.key
     n_ctx = config.num_context_tokens
     if c == "summary":
         return GatedSummary.flops(key, examples, n_ctx, m.summary_tokens, m.d_model)
     if c == "interaction":
-        return WukongExperts.flops(key, examples, _interaction_tokens(config), n_ctx, m.d_model, m.interaction)
+        return WukongExperts.flops(key, examples, config.num_interaction_tokens, n_ctx, m.d_model, m.interaction)
     s, st = m.stream(site.stream), streams[site.stream]
     if c == "kvgen":
         return KvGen.flops(key, m, s, examples)
@@ -73,7 +66,7 @@ def _site_params(config: KunlunConfig, site: Site) -> int:
     if c == "summary":
         return GatedSummary.params(n_ctx, m.summary_tokens, m.d_model)
     if c == "interaction":
-        return WukongExperts.params(_interaction_tokens(config), n_ctx, m.d_model, m.interaction)
+        return WukongExperts.params(config.num_interaction_tokens, n_ctx, m.d_model, m.interaction)
     s = m.stream(site.stream)
     if c == "kvgen":
         return kvgen_params(m, s)
@@ -86,9 +79,8 @@ def _site_params(config: KunlunConfig, site: Site) -> int:
 
 def flop_ops(config: KunlunConfig, examples: float, streams: dict[str, StreamStats]) -> list[OpRecord]:
     ops = ContextTokens.flops(config, examples)
-    if config.model.family != "wukong":
-        for name in config.stream_names:
-            ops += _tagged(StreamEmbedding.flops(config, name, streams[name]), name)
+    for name in config.sequence_streams:
+        ops += _tagged(StreamEmbedding.flops(config, name, streams[name]), name)
     for site in plan(config):
         ops += _tagged(_site_flops(config, site, examples, streams), site.stream)
     return ops + Head.flops(config, examples)
@@ -96,9 +88,8 @@ def flop_ops(config: KunlunConfig, examples: float, streams: dict[str, StreamSta
 
 def param_counts(config: KunlunConfig) -> dict[str, dict[str, int]]:
     out = {"ctx.tokens": ContextTokens.params(config)}
-    if config.model.family != "wukong":
-        for name in config.stream_names:
-            out[f"{name}.embed"] = StreamEmbedding.params(config, name)
+    for name in config.sequence_streams:
+        out[f"{name}.embed"] = StreamEmbedding.params(config, name)
     out.update({site.key: {"dense": _site_params(config, site), "sparse": 0} for site in plan(config)})
     out["head"] = {"dense": Head.params(config), "sparse": 0}
     return out
@@ -107,5 +98,4 @@ def param_counts(config: KunlunConfig) -> dict[str, dict[str, int]]:
 def count_flops(config: KunlunConfig, batch_or_workload: Batch | WorkloadConfig | None = None) -> FlopReport:
     examples, streams = stream_stats(config, batch_or_workload)
     ops = flop_ops(config, examples, streams)
-    names = tuple(config.stream_names) if config.model.family != "wukong" else ()
-    return FlopReport.from_ops(ops, examples, param_counts(config), names)
+    return FlopReport.from_ops(ops, examples, param_counts(config), tuple(config.sequence_streams))

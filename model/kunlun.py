@@ -61,11 +61,10 @@ class KunlunModel(nn.Module):
         for site in self.sites:
             if site.stream is not None:
                 getattr(self, site.component)[site.slot] = builders[site.component](m.stream(site.stream), site)
-        if m.family != "wukong":
-            for name in config.stream_names:
-                self.embed[name] = StreamEmbedding(config, name, self.ctx_tokens.shared_for(config, name))
-        n_seq = sum(m.stream(n).summary_tokens for n in config.stream_names) if m.family != "wukong" else 0
-        self.interaction = nn.ModuleDict({site.slot: WukongExperts(n_ctx + n_seq, n_ctx, m.d_model, m.interaction)
+        for name in config.sequence_streams:
+            self.embed[name] = StreamEmbedding(config, name, self.ctx_tokens.shared_for(config, name))
+        n_in = config.num_interaction_tokens
+        self.interaction = nn.ModuleDict({site.slot: WukongExperts(n_in, n_ctx, m.d_model, m.interaction)
                                           for site in self.sites if site.component == "interaction"})
         self.head = Head(config)
 

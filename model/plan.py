@@ -41,13 +41,12 @@ def plan(config: KunlunConfig) -> list[Site]:
     m = config.model
     comps = [m.layer_components(layer) for layer in range(m.num_layers)]
     live_hsp: dict[str, set[int]] = {}
-    if m.family != "wukong":
-        for name in config.stream_names:
-            s = m.stream(name)
-            runs = [layer for layer in range(m.num_layers) if s.runs_at(layer) and "hsp" in comps[layer]]
-            # a summary no interaction reads before the stream's next hsp replaces it is never used
-            live_hsp[name] = {l for i, l in enumerate(runs) if i == len(runs) - 1 or any(
-                "interaction" in comps[x] for x in range(l, runs[i + 1]))}
+    for name in config.sequence_streams:
+        s = m.stream(name)
+        runs = [layer for layer in range(m.num_layers) if s.runs_at(layer) and "hsp" in comps[layer]]
+        # a summary no interaction reads before the stream's next hsp replaces it is never used
+        live_hsp[name] = {l for i, l in enumerate(runs) if i == len(runs) - 1 or any(
+            "interaction" in comps[x] for x in range(l, runs[i + 1]))}
     sites = []
     for layer, c in enumerate(comps):
         streams = [(name, live) for name, live in live_hsp.items() if layer <= max(live)]

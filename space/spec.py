@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kunlun.model.config import COMPONENTS
+from kunlun.model.family import FamilyName
 from kunlun.model.yamlio import ConfigError
 from kunlun.space.budget import Budget
 
@@ -81,7 +82,7 @@ class WindowSpec:
 
 @dataclass
 class Params:
-    family: list[Literal["kunlun", "interformer", "wukong"]] = field(default_factory=lambda: ["kunlun"])
+    family: list[FamilyName] = field(default_factory=lambda: ["kunlun"])
     seq_share: FloatParam = field(default_factory=lambda: Range(0.2, 0.8))  # sequence branch's budget share
     stream_share: FloatParam = field(default_factory=lambda: Range(0.2, 0.8))  # per-stream weight, normalised
     num_layers: IntParam = field(default_factory=lambda: [2])
