@@ -23,6 +23,7 @@ from kunlun.model.yamlio import (
     is_preset_name,
     load_yaml_file,
     to_mapping,
+    validate,
 )
 
 SCHEMA_VERSION = 1
@@ -30,7 +31,14 @@ COMPONENTS = ("pffn", "swa", "hsp", "interaction")
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu", "identity", "softmax")
 Activation = Literal["silu", "gelu", "gelu_tanh", "relu", "identity", "softmax"]
 Window = int | None
+FIRST_LAYER = "hsp"  # layer 0 must run it where streams run: later layers reuse its summary
 RESERVED_NAMES = frozenset({"ctx", "tokens", "summary", "interaction", "head", "embed", *COMPONENTS, "kvgen"})
+
+
+def check_window(path: str, w: Window) -> None:
+    """A half-window is >= 0, or null for full attention; the search space's window choices obey it too."""
+    if w is not None and w < 0:
+        raise ConfigError(path, f"must be >= 0 or null, got {w}")
 
 
 def _positive(path: str, **values: float) -> None:
@@ -67,8 +75,7 @@ class StreamConfig:
         windows = self.window if isinstance(self.window, list) else [self.window]
         for i, w in enumerate(windows):
             sub = f"{path}.window[{i}]" if isinstance(self.window, list) else f"{path}.window"
-            if w is not None and w < 0:
-                raise ConfigError(sub, f"must be >= 0 or null, got {w}")
+            check_window(sub, w)
             if w is not None and w >= self.max_len:  # |i - j| <= max_len - 1 already spans the kept events
                 raise ConfigError(sub, f"{w} is wider than the stream (max_len {self.max_len}; allowed: 0 to "
                                   f"{self.max_len - 1}, or null for full attention)")
@@ -178,8 +185,9 @@ class ModelConfig:
                     if c not in COMPONENTS:
                         raise ConfigError(f"{p}schedule[{i}]", f"unknown component {c!r} (allowed: {COMPONENTS})")
         family = FAMILIES[self.family]
-        if family.streams and "hsp" not in self.layer_components(0):
-            raise ConfigError(f"{p}schedule[0]", "layer 0 must contain 'hsp' (later layers reuse its summary)")
+        if family.streams and FIRST_LAYER not in self.layer_components(0):
+            raise ConfigError(f"{p}schedule[0]", f"layer 0 must contain {FIRST_LAYER!r} (later layers reuse its "
+                              "summary)")
         for name, s in {**self.streams, "stream_defaults": self.stream_defaults}.items():
             sp = f"{p}streams.{name}" if name != "stream_defaults" else f"{p}stream_defaults"
             if isinstance(s.window, list) and len(s.window) != self.num_layers:
@@ -451,8 +459,7 @@ class KunlunConfig:
             out.workload = dataclasses.replace(out.workload, streams=copy.deepcopy(workload.streams))
         else:
             out.workload.streams = {k: v for k, v in out.workload.streams.items() if k in schema.streams}
-        out.check("")
-        return out
+        return validate(out)
 
 
 def preset_names() -> list[str]:

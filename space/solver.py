@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from kunlun.model.config import InteractionConfig, KunlunConfig, StreamConfig
 from kunlun.model.family import FAMILIES
-from kunlun.model.yamlio import ConfigError
+from kunlun.model.yamlio import ConfigError, validate
 from kunlun.space.allocation import Allocation
 from kunlun.space.flops import FlopFn, count_flop_vector
 from kunlun.space.polynomial import Quadratic
@@ -263,18 +263,6 @@ class BudgetSolver:
     def _fine_default(self, alloc: Allocation) -> int:
         m = self.space.base.model
         return m.interaction.mlp_hidden if self._fine_name(alloc) == "mlp_hidden" else m.head.hidden
-
-
-def validate(config: KunlunConfig) -> None:
-    """The checks loading a YAML runs (section by section), on a config built in memory."""
-    m = config.model
-    for name, s in {**m.streams, "stream_defaults": m.stream_defaults}.items():
-        s.check(f"model.streams.{name}" if name != "stream_defaults" else "model.stream_defaults")
-    m.kvgen.check("model.kvgen")
-    m.interaction.check("model.interaction")
-    m.head.check("model.head")
-    m.check("model")
-    config.check("")
 
 
 def _clamp(v: float, bounds: tuple[int, int]) -> float:
