@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from kunlun.model.family import FAMILIES, FamilyName
 from kunlun.model.yamlio import (
     ConfigError,
     check_preset,
@@ -22,6 +23,7 @@ from kunlun.model.yamlio import (
     is_preset_name,
     load_yaml_file,
     to_mapping,
+    validate,
 )
 
 SCHEMA_VERSION = 1
@@ -29,7 +31,14 @@ COMPONENTS = ("pffn", "swa", "hsp", "interaction")
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu", "identity", "softmax")
 Activation = Literal["silu", "gelu", "gelu_tanh", "relu", "identity", "softmax"]
 Window = int | None
+FIRST_LAYER = "hsp"  # layer 0 must run it where streams run: later layers reuse its summary
 RESERVED_NAMES = frozenset({"ctx", "tokens", "summary", "interaction", "head", "embed", *COMPONENTS, "kvgen"})
+
+
+def check_window(path: str, w: Window) -> None:
+    """A half-window is >= 0, or null for full attention; the search space's window choices obey it too."""
+    if w is not None and w < 0:
+        raise ConfigError(path, f"must be >= 0 or null, got {w}")
 
 
 def _positive(path: str, **values: float) -> None:
@@ -66,8 +75,7 @@ class StreamConfig:
         windows = self.window if isinstance(self.window, list) else [self.window]
         for i, w in enumerate(windows):
             sub = f"{path}.window[{i}]" if isinstance(self.window, list) else f"{path}.window"
-            if w is not None and w < 0:
-                raise ConfigError(sub, f"must be >= 0 or null, got {w}")
+            check_window(sub, w)
             if w is not None and w >= self.max_len:  # |i - j| <= max_len - 1 already spans the kept events
                 raise ConfigError(sub, f"{w} is wider than the stream (max_len {self.max_len}; allowed: 0 to "
                                   f"{self.max_len - 1}, or null for full attention)")
@@ -133,7 +141,7 @@ class RoteConfig:
 
 @dataclass
 class ModelConfig:
-    family: Literal["kunlun", "interformer", "wukong"] = "kunlun"
+    family: FamilyName = "kunlun"
     d_model: int = 64  # context token width d
     embedding_dim: int = 32  # stream item/side embedding width (projected to each stream's d)
     # Streams read the context's table (width d_model) for their items and for every side feature named like a
@@ -176,27 +184,25 @@ class ModelConfig:
                 for c in comps:
                     if c not in COMPONENTS:
                         raise ConfigError(f"{p}schedule[{i}]", f"unknown component {c!r} (allowed: {COMPONENTS})")
-        if self.family != "wukong" and "hsp" not in self.layer_components(0):
-            raise ConfigError(f"{p}schedule[0]", "layer 0 must contain 'hsp' (later layers reuse its summary)")
+        family = FAMILIES[self.family]
+        if family.streams and FIRST_LAYER not in self.layer_components(0):
+            raise ConfigError(f"{p}schedule[0]", f"layer 0 must contain {FIRST_LAYER!r} (later layers reuse its "
+                              "summary)")
         for name, s in {**self.streams, "stream_defaults": self.stream_defaults}.items():
             sp = f"{p}streams.{name}" if name != "stream_defaults" else f"{p}stream_defaults"
             if isinstance(s.window, list) and len(s.window) != self.num_layers:
                 raise ConfigError(f"{sp}.window", f"has {len(s.window)} entries, num_layers is {self.num_layers}")
             if s.depth is not None and s.depth > self.num_layers:
                 raise ConfigError(f"{sp}.depth", f"{s.depth} exceeds num_layers={self.num_layers}")
-            if self.family == "interformer":
-                self._check_interformer(sp, s)
-        if self.family == "interformer" and self.schedule != "none":
-            raise ConfigError(f"{p}schedule", "family 'interformer' runs every component: must be 'none'")
-        if self.family == "interformer" and self.kvgen.kind != "interformer":
-            raise ConfigError(f"{p}kvgen.kind", "family 'interformer' uses kvgen 'interformer'")
-
-    @staticmethod
-    def _check_interformer(sp: str, s: StreamConfig) -> None:
-        wanted = {"window": None, "swa_activation": "softmax", "pffn_activation": "identity", "pooling": "pma"}
-        for key, value in wanted.items():
-            if getattr(s, key) != value:
-                raise ConfigError(f"{sp}.{key}", f"family 'interformer' requires {value!r}, got {getattr(s, key)!r}")
+            for key, value in family.stream_settings.items():
+                if getattr(s, key) != value:
+                    raise ConfigError(f"{sp}.{key}", f"family {self.family!r} requires {value!r}, got "
+                                      f"{getattr(s, key)!r}")
+        if family.schedule is not None and self.schedule != family.schedule:
+            raise ConfigError(f"{p}schedule", f"family {self.family!r} {family.schedule_reason}: must be "
+                              f"{family.schedule!r}")
+        if family.kvgen is not None and self.kvgen.kind != family.kvgen:
+            raise ConfigError(f"{p}kvgen.kind", f"family {self.family!r} uses kvgen {family.kvgen!r}")
 
     def layer_components(self, layer: int) -> frozenset[str]:
         if self.schedule == "none":
@@ -345,10 +351,10 @@ class KunlunConfig:
             raise ConfigError("model.interaction.experts",
                               f"{self.model.interaction.experts} experts need at least as many context tokens "
                               f"(there are {n_ctx})")
-        if self.model.family != "wukong":
+        if self.sequence_streams:
             from kunlun.model.kvgen import kvgen_params
 
-            for name in self.stream_names:
+            for name in self.sequence_streams:
                 n = kvgen_params(self.model, self.model.stream(name))
                 if n > self.model.kvgen.max_params:
                     raise ConfigError(f"model.streams.{name}", f"kvgen '{self.model.kvgen.kind}' has {n:,} "
@@ -361,6 +367,11 @@ class KunlunConfig:
         """Streams the model runs: the schema's (data) streams, in schema order."""
         return list(self.schema.streams)
 
+    @property
+    def sequence_streams(self) -> list[str]:
+        """Streams that run in the sequence branch (none when the family has no such branch)."""
+        return self.stream_names if FAMILIES[self.model.family].streams else []
+
     def shared_tables(self, stream: str) -> dict[str, str]:
         """A stream's tables read from the context: `item` or a side feature -> the context feature."""
         if not self.model.share_embeddings:
@@ -372,9 +383,12 @@ class KunlunConfig:
     @property
     def num_context_tokens(self) -> int:
         n = len(self.schema.sparse) + (self.model.dense_tokens if self.schema.dense > 0 else 0)
-        if self.model.family == "wukong":
-            n += len(self.schema.streams)
-        return n
+        return n + len(self.stream_names) - len(self.sequence_streams)  # + one pooled token per other stream
+
+    @property
+    def num_interaction_tokens(self) -> int:
+        """The interaction's input: the context tokens and every sequence stream's summary tokens."""
+        return self.num_context_tokens + sum(self.model.stream(n).summary_tokens for n in self.sequence_streams)
 
     @property
     def num_tasks(self) -> int:
@@ -445,8 +459,7 @@ class KunlunConfig:
             out.workload = dataclasses.replace(out.workload, streams=copy.deepcopy(workload.streams))
         else:
             out.workload.streams = {k: v for k, v in out.workload.streams.items() if k in schema.streams}
-        out.check("")
-        return out
+        return validate(out)
 
 
 def preset_names() -> list[str]:

@@ -27,6 +27,11 @@ def segment_mean(values: Tensor, offsets: Tensor) -> Tensor:
     return sums / lengths.clamp(min=1).unsqueeze(-1).to(values.dtype)
 
 
+def pooled_streams(config: KunlunConfig) -> list[str]:
+    """Streams outside the sequence branch: each enters as one mean-pooled context token."""
+    return [n for n in config.stream_names if n not in config.sequence_streams]
+
+
 class ContextTokens(nn.Module):
     key = "ctx.tokens"
 
@@ -38,16 +43,15 @@ class ContextTokens(nn.Module):
         self.by_name = dict(zip(config.schema.sparse, self.tables, strict=True))
         self.n_dense_tokens = config.model.dense_tokens if config.schema.dense > 0 else 0
         self.dense = nn.Linear(config.schema.dense, self.n_dense_tokens * d) if self.n_dense_tokens else None
-        # wukong: streams enter only as mean-pooled context tokens (their tables are then context parameters)
+        # no sequence branch: streams enter as mean-pooled context tokens (their tables are then context parameters)
         self.stream_tables = nn.ModuleDict()
         self.pooled = nn.ModuleDict()
         self.max_len = {}
-        if config.model.family == "wukong":
-            for name in config.stream_names:
-                self.stream_tables[name] = StreamTables(config.schema.streams[name], config.model.embedding_dim,
-                                                        self.shared_for(config, name))
-                self.pooled[name] = nn.Linear(StreamEmbedding.width(config, name), d)
-                self.max_len[name] = config.model.stream(name).max_len
+        for name in pooled_streams(config):
+            self.stream_tables[name] = StreamTables(config.schema.streams[name], config.model.embedding_dim,
+                                                    self.shared_for(config, name))
+            self.pooled[name] = nn.Linear(StreamEmbedding.width(config, name), d)
+            self.max_len[name] = config.model.stream(name).max_len
         for t in self.tables:
             nn.init.normal_(t.weight, std=0.05)
 
@@ -73,9 +77,8 @@ class ContextTokens(nn.Module):
             # raw dense features need no gradient: backward computes the weight gradient only
             ops.append(matmul(ContextTokens.key, examples, config.schema.dense, config.model.dense_tokens * d,
                               input_grad=False))
-        if config.model.family == "wukong":
-            for name in config.stream_names:
-                ops.append(matmul(ContextTokens.key, examples, StreamEmbedding.width(config, name), d))
+        for name in pooled_streams(config):
+            ops.append(matmul(ContextTokens.key, examples, StreamEmbedding.width(config, name), d))
         return ops
 
     @staticmethod
@@ -84,11 +87,10 @@ class ContextTokens(nn.Module):
         dense, sparse = 0, sum(config.schema.sparse.values()) * d
         if config.schema.dense > 0 and config.model.dense_tokens > 0:
             dense += (config.schema.dense + 1) * config.model.dense_tokens * d
-        if config.model.family == "wukong":
-            for n in config.stream_names:
-                dense += (StreamEmbedding.width(config, n) + 1) * d
-                sparse += StreamTables.params(config.schema.streams[n], config.model.embedding_dim,
-                                              config.shared_tables(n))
+        for n in pooled_streams(config):
+            dense += (StreamEmbedding.width(config, n) + 1) * d
+            sparse += StreamTables.params(config.schema.streams[n], config.model.embedding_dim,
+                                          config.shared_tables(n))
         return {"dense": dense, "sparse": sparse}
 
 

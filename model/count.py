@@ -15,7 +15,7 @@ from kunlun.model.head import Head
 from kunlun.model.hsp import SeedPooling
 from kunlun.model.kvgen import KvGen, kvgen_params
 from kunlun.model.pffn import PersonalizedFFN
-from kunlun.model.plan import plan
+from kunlun.model.plan import Site, plan
 from kunlun.model.stream import StreamEmbedding
 from kunlun.model.swa import WindowedSelfAttention
 from kunlun.model.wukong import WukongExperts
@@ -37,57 +37,60 @@ def stream_stats(config: KunlunConfig, data: Batch | WorkloadConfig | None) -> t
     return examples, stats
 
 
-def flop_ops(config: KunlunConfig, examples: float, streams: dict[str, StreamStats]) -> list[OpRecord]:
-    m = config.model
-    d, n_ctx = m.d_model, config.num_context_tokens
-    ops = ContextTokens.flops(config, examples)
-    if m.family != "wukong":
-        for name in config.stream_names:
-            ops += StreamEmbedding.flops(config, name, streams[name])
-    n_seq = sum(m.stream(n).summary_tokens for n in config.stream_names) if m.family != "wukong" else 0
-    for lp in plan(config):
-        l = lp.layer
-        if lp.summary:
-            ops += GatedSummary.flops(f"L{l}.ctx.summary", examples, n_ctx, m.summary_tokens, d)
-        for name, comps in lp.streams.items():
-            s, st = m.stream(name), streams[name]
-            if "pffn" in comps:
-                ops += KvGen.flops(f"L{l}.{name}.kvgen", m, s, examples)
-                ops += PersonalizedFFN.flops(f"L{l}.{name}.pffn", s, st)
-            if "swa" in comps:
-                ops += WindowedSelfAttention.flops(f"L{l}.{name}.swa", s, s.window_at(l), st)
-            if "hsp" in comps:
-                ops += SeedPooling.flops(f"L{l}.{name}.hsp", s, d, st)
-        if lp.interaction:
-            ops += WukongExperts.flops(f"L{l}.interaction", examples, n_ctx + n_seq, n_ctx, d, m.interaction)
-    ops += Head.flops(config, examples)
+def _tagged(ops: list[OpRecord], stream: str | None) -> list[OpRecord]:
+    for op in ops:
+        op.stream = stream
     return ops
 
 
+def _site_flops(config: KunlunConfig, site: Site, examples: float, streams: dict[str, StreamStats]) -> list[OpRecord]:
+    m, c, key = config.model, site.component, site.key
+    n_ctx = config.num_context_tokens
+    if c == "summary":
+        return GatedSummary.flops(key, examples, n_ctx, m.summary_tokens, m.d_model)
+    if c == "interaction":
+        return WukongExperts.flops(key, examples, config.num_interaction_tokens, n_ctx, m.d_model, m.interaction)
+    s, st = m.stream(site.stream), streams[site.stream]
+    if c == "kvgen":
+        return KvGen.flops(key, m, s, examples)
+    if c == "pffn":
+        return PersonalizedFFN.flops(key, s, st)
+    if c == "swa":
+        return WindowedSelfAttention.flops(key, s, site.window, st)
+    return SeedPooling.flops(key, s, m.d_model, st)
+
+
+def _site_params(config: KunlunConfig, site: Site) -> int:
+    m, c = config.model, site.component
+    n_ctx = config.num_context_tokens
+    if c == "summary":
+        return GatedSummary.params(n_ctx, m.summary_tokens, m.d_model)
+    if c == "interaction":
+        return WukongExperts.params(config.num_interaction_tokens, n_ctx, m.d_model, m.interaction)
+    s = m.stream(site.stream)
+    if c == "kvgen":
+        return kvgen_params(m, s)
+    if c == "pffn":
+        return PersonalizedFFN.params(s)
+    if c == "swa":
+        return WindowedSelfAttention.params(s)
+    return SeedPooling.params(s, m.d_model)
+
+
+def flop_ops(config: KunlunConfig, examples: float, streams: dict[str, StreamStats]) -> list[OpRecord]:
+    ops = ContextTokens.flops(config, examples)
+    for name in config.sequence_streams:
+        ops += _tagged(StreamEmbedding.flops(config, name, streams[name]), name)
+    for site in plan(config):
+        ops += _tagged(_site_flops(config, site, examples, streams), site.stream)
+    return ops + Head.flops(config, examples)
+
+
 def param_counts(config: KunlunConfig) -> dict[str, dict[str, int]]:
-    m = config.model
-    d, n_ctx = m.d_model, config.num_context_tokens
     out = {"ctx.tokens": ContextTokens.params(config)}
-    if m.family != "wukong":
-        for name in config.stream_names:
-            out[f"{name}.embed"] = StreamEmbedding.params(config, name)
-    n_seq = sum(m.stream(n).summary_tokens for n in config.stream_names) if m.family != "wukong" else 0
-    for lp in plan(config):
-        l = lp.layer
-        if lp.summary:
-            out[f"L{l}.ctx.summary"] = {"dense": GatedSummary.params(n_ctx, m.summary_tokens, d), "sparse": 0}
-        for name, comps in lp.streams.items():
-            s = m.stream(name)
-            if "pffn" in comps:
-                out[f"L{l}.{name}.kvgen"] = {"dense": kvgen_params(m, s), "sparse": 0}
-                out[f"L{l}.{name}.pffn"] = {"dense": PersonalizedFFN.params(s), "sparse": 0}
-            if "swa" in comps:
-                out[f"L{l}.{name}.swa"] = {"dense": WindowedSelfAttention.params(s), "sparse": 0}
-            if "hsp" in comps:
-                out[f"L{l}.{name}.hsp"] = {"dense": SeedPooling.params(s, d), "sparse": 0}
-        if lp.interaction:
-            out[f"L{l}.interaction"] = {"dense": WukongExperts.params(n_ctx + n_seq, n_ctx, d, m.interaction),
-                                        "sparse": 0}
+    for name in config.sequence_streams:
+        out[f"{name}.embed"] = StreamEmbedding.params(config, name)
+    out.update({site.key: {"dense": _site_params(config, site), "sparse": 0} for site in plan(config)})
     out["head"] = {"dense": Head.params(config), "sparse": 0}
     return out
 
@@ -95,5 +98,4 @@ def param_counts(config: KunlunConfig) -> dict[str, dict[str, int]]:
 def count_flops(config: KunlunConfig, batch_or_workload: Batch | WorkloadConfig | None = None) -> FlopReport:
     examples, streams = stream_stats(config, batch_or_workload)
     ops = flop_ops(config, examples, streams)
-    names = tuple(config.stream_names) if config.model.family != "wukong" else ()
-    return FlopReport.from_ops(ops, examples, param_counts(config), names)
+    return FlopReport.from_ops(ops, examples, param_counts(config), tuple(config.sequence_streams))

@@ -29,6 +29,7 @@ class OpRecord:
     transcendentals: float = 0.0
     shape: tuple[float, ...] = ()  # (M, K, N) for matmuls; (pairs, H, Dh) for gdpa
     out_elements: float = 0.0
+    stream: str | None = None  # the stream whose module ran it (the sequence branch); None: the context branch
 
     @property
     def training(self) -> float:
@@ -110,7 +111,7 @@ class FlopReport:
                  streams: tuple[str, ...]) -> FlopReport:
         fwd = sum(o.forward for o in ops)
         bwd = sum(o.backward for o in ops)
-        seq = sum(o.training for o in ops if is_sequence_key(o.key, streams))
+        seq = sum(o.training for o in ops if o.stream is not None)
         per = max(examples, 1e-12)
         return cls(
             forward=fwd, backward=bwd, training=fwd + bwd, examples=examples,
@@ -143,22 +144,11 @@ class FlopReport:
             "sequence": self.sequence / max(self.examples, 1e-12), "context": self.context / max(self.examples, 1e-12),
         }
         if with_ops:
+            # `kunlun flops --json` prints the records as they were before they carried their stream
             out["ops"] = [{**asdict(o), "shape": list(o.shape)} for o in self.ops]
+            for op in out["ops"]:
+                del op["stream"]
         else:
             out.pop("ops")
         return out
 
-
-def key_stream(key: str, streams: tuple[str, ...] | list[str]) -> str | None:
-    """The stream a module key names (`click.embed`, `L0.click.swa`), or None for a context-branch key."""
-    parts = key.split(".")
-    if parts[0] in streams:
-        return parts[0]
-    if len(parts) > 2 and parts[0].startswith("L") and parts[1] in streams:
-        return parts[1]
-    return None
-
-
-def is_sequence_key(key: str, streams: tuple[str, ...]) -> bool:
-    """A key that names a stream is in the sequence branch; the rest is the context branch."""
-    return key_stream(key, streams) is not None

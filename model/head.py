@@ -15,11 +15,8 @@ KEY = "head"
 
 
 def head_input_width(config: KunlunConfig) -> int:
-    d = config.model.d_model
-    width = config.model.head.summary_tokens * d
-    if config.model.family != "wukong":
-        width += sum(config.model.stream(n).summary_tokens * d for n in config.stream_names)
-    return width
+    m = config.model
+    return (m.head.summary_tokens + sum(m.stream(n).summary_tokens for n in config.sequence_streams)) * m.d_model
 
 
 class Head(nn.Module):

@@ -48,33 +48,24 @@ class KunlunModel(nn.Module):
         super().__init__()
         self.config = config
         m = config.model
-        self.plan = plan(config)
+        self.sites = plan(config)
         n_ctx = config.num_context_tokens
         self.ctx_tokens = ContextTokens(config)
-        self.summaries = nn.ModuleDict(
-            {str(lp.layer): GatedSummary(n_ctx, m.summary_tokens, m.d_model) for lp in self.plan if lp.summary}
-        )
+        self.summaries = nn.ModuleDict({site.slot: GatedSummary(n_ctx, m.summary_tokens, m.d_model)
+                                        for site in self.sites if site.component == "summary"})
         self.embed = nn.ModuleDict()
         self.kvgen, self.pffn, self.swa, self.hsp = nn.ModuleDict(), nn.ModuleDict(), nn.ModuleDict(), nn.ModuleDict()
-        for lp in self.plan:
-            for name, comps in lp.streams.items():
-                s = m.stream(name)
-                key = f"{lp.layer}_{name}"  # ModuleDict keys cannot contain '.'
-                if "pffn" in comps:
-                    self.kvgen[key] = KvGen(m, s)
-                    self.pffn[key] = PersonalizedFFN(s)
-                if "swa" in comps:
-                    self.swa[key] = WindowedSelfAttention(s, s.window_at(lp.layer), m.rote)
-                if "hsp" in comps:
-                    self.hsp[key] = SeedPooling(s, m.d_model)
-        if m.family != "wukong":
-            for name in config.stream_names:
-                self.embed[name] = StreamEmbedding(config, name, self.ctx_tokens.shared_for(config, name))
-        n_seq = sum(m.stream(n).summary_tokens for n in config.stream_names) if m.family != "wukong" else 0
-        self.interaction = nn.ModuleDict(
-            {str(lp.layer): WukongExperts(n_ctx + n_seq, n_ctx, m.d_model, m.interaction) for lp in self.plan
-             if lp.interaction}
-        )
+        builders = {"kvgen": lambda s, site: KvGen(m, s), "pffn": lambda s, site: PersonalizedFFN(s),
+                    "swa": lambda s, site: WindowedSelfAttention(s, site.window, m.rote),
+                    "hsp": lambda s, site: SeedPooling(s, m.d_model)}
+        for site in self.sites:
+            if site.stream is not None:
+                getattr(self, site.component)[site.slot] = builders[site.component](m.stream(site.stream), site)
+        for name in config.sequence_streams:
+            self.embed[name] = StreamEmbedding(config, name, self.ctx_tokens.shared_for(config, name))
+        n_in = config.num_interaction_tokens
+        self.interaction = nn.ModuleDict({site.slot: WukongExperts(n_in, n_ctx, m.d_model, m.interaction)
+                                          for site in self.sites if site.component == "interaction"})
         self.head = Head(config)
 
     def sparse_parameters(self) -> list[nn.Parameter]:
@@ -94,27 +85,22 @@ class KunlunModel(nn.Module):
                 stream = truncate(batch.streams[name], m.stream(name).max_len)
                 states[name] = _StreamState(stream, batch.request_time, embed)
         summaries: dict[str, Tensor] = {}
-        for lp in self.plan:
-            l = lp.layer
-            if lp.summary:
-                with record_function(f"L{l}.ctx.summary"):
-                    x_sum = self.summaries[str(l)](x)  # (B, n_sum, d)
-            for name, comps in lp.streams.items():
-                st, key = states[name], f"{l}_{name}"
-                if "pffn" in comps:
-                    with record_function(f"L{l}.{name}.kvgen"):
-                        k, v = self.kvgen[key](x_sum)  # (B, n_kv, H, Dh) each
-                    with record_function(f"L{l}.{name}.pffn"):
-                        st.s = self.pffn[key](st.s, st.offsets, st.max_len, k, v)
-                if "swa" in comps:
-                    with record_function(f"L{l}.{name}.swa"):
-                        st.s = self.swa[key](st.s, st.offsets, st.max_len, st.dt, st.position, st.length)
-                if "hsp" in comps:
-                    with record_function(f"L{l}.{name}.hsp"):
-                        summaries[name] = self.hsp[key](st.s, st.offsets, st.max_len)  # (B, n_tok, d)
-            if lp.interaction:
-                with record_function(f"L{l}.interaction"):
-                    x = self.interaction[str(l)](torch.cat([x, *self._in_order(summaries)], dim=1))
+        for site in self.sites:
+            c, st = site.component, states.get(site.stream)
+            module = (self.summaries if c == "summary" else getattr(self, c))[site.slot]
+            with record_function(site.key):
+                if c == "summary":
+                    x_sum = module(x)  # (B, n_sum, d)
+                elif c == "kvgen":
+                    k, v = module(x_sum)  # (B, n_kv, H, Dh) each
+                elif c == "pffn":
+                    st.s = module(st.s, st.offsets, st.max_len, k, v)
+                elif c == "swa":
+                    st.s = module(st.s, st.offsets, st.max_len, st.dt, st.position, st.length)
+                elif c == "hsp":
+                    summaries[site.stream] = module(st.s, st.offsets, st.max_len)  # (B, n_tok, d)
+                else:
+                    x = module(torch.cat([x, *self._in_order(summaries)], dim=1))
         with record_function("head"):
             return self.head(x, self._in_order(summaries))
 

@@ -1,4 +1,4 @@
-"""What runs where: the CompSkip schedule resolved per layer and stream. Model and FLOP count both follow it.
+"""What runs where: the CompSkip schedule resolved into sites. Model, FLOP and parameter counts all walk it.
 
 A stream runs the layer's components while within its depth. An `hsp` whose summary no interaction reads before
 the stream's next `hsp` is skipped, and sequence work after a stream's last `hsp` cannot reach the output
@@ -16,33 +16,49 @@ from kunlun.model.config import KunlunConfig
 
 
 @dataclass(frozen=True)
-class LayerPlan:
+class Site:
+    """One module of one layer, in execution order. `stream` is None in the context branch."""
+
     layer: int
-    streams: dict[str, frozenset[str]]  # stream -> components it runs here (subset of pffn, swa, hsp)
-    interaction: bool
+    stream: str | None
+    component: str  # summary | kvgen | pffn | swa | hsp | interaction
+    window: int | None = None  # the swa's half-window
 
     @property
-    def summary(self) -> bool:
-        return any("pffn" in comps for comps in self.streams.values())
+    def key(self) -> str:
+        """The module key (DESIGN.md): profiler range, FLOP report and cost model row."""
+        if self.stream is None:
+            return f"L{self.layer}.ctx.summary" if self.component == "summary" else f"L{self.layer}.interaction"
+        return f"L{self.layer}.{self.stream}.{self.component}"
+
+    @property
+    def slot(self) -> str:
+        """The module's name in its ModuleDict (which cannot contain '.'); state-dict names depend on it."""
+        return str(self.layer) if self.stream is None else f"{self.layer}_{self.stream}"
 
 
-def plan(config: KunlunConfig) -> list[LayerPlan]:
+def plan(config: KunlunConfig) -> list[Site]:
     m = config.model
     comps = [m.layer_components(layer) for layer in range(m.num_layers)]
     live_hsp: dict[str, set[int]] = {}
-    if m.family != "wukong":
-        for name in config.stream_names:
-            s = m.stream(name)
-            runs = [layer for layer in range(m.num_layers) if s.runs_at(layer) and "hsp" in comps[layer]]
-            # a summary no interaction reads before the stream's next hsp replaces it is never used
-            live_hsp[name] = {l for i, l in enumerate(runs) if i == len(runs) - 1 or any(
-                "interaction" in comps[x] for x in range(l, runs[i + 1]))}
-    out = []
+    for name in config.sequence_streams:
+        s = m.stream(name)
+        runs = [layer for layer in range(m.num_layers) if s.runs_at(layer) and "hsp" in comps[layer]]
+        # a summary no interaction reads before the stream's next hsp replaces it is never used
+        live_hsp[name] = {l for i, l in enumerate(runs) if i == len(runs) - 1 or any(
+            "interaction" in comps[x] for x in range(l, runs[i + 1]))}
+    sites = []
     for layer, c in enumerate(comps):
-        streams = {}
-        for name, live in live_hsp.items():
-            if layer <= max(live):
-                run = c & {"pffn", "swa"} | ({"hsp"} if layer in live else set())
-                streams[name] = frozenset(run)
-        out.append(LayerPlan(layer, streams, "interaction" in c))
-    return out
+        streams = [(name, live) for name, live in live_hsp.items() if layer <= max(live)]
+        if "pffn" in c and streams:
+            sites.append(Site(layer, None, "summary"))
+        for name, live in streams:
+            if "pffn" in c:
+                sites += [Site(layer, name, "kvgen"), Site(layer, name, "pffn")]
+            if "swa" in c:
+                sites.append(Site(layer, name, "swa", m.stream(name).window_at(layer)))
+            if layer in live:
+                sites.append(Site(layer, name, "hsp"))
+        if "interaction" in c:
+            sites.append(Site(layer, None, "interaction"))
+    return sites

@@ -156,8 +156,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if origin in (Union, types.UnionType):
         errors = []
         for arg in typing.get_args(tp):
-            try:
-                return _coerce(value, arg, path)
+            try:  # an arm whose checks fail does not match (a Range with low > high is "not a list or a mapping")
+                return validate(_coerce(value, arg, path), path)
             except ConfigError as e:
                 errors.append(e)
         raise ConfigError(path, f"{value!r} is not {_type_name(tp)}")
@@ -203,12 +203,35 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             out[k] = _coerce(v, item, f"{path}.{k}" if path else k)
         return out
     if dataclasses.is_dataclass(tp):
-        return from_mapping(tp, value, path)
+        return _build(tp, value, path)
     raise TypeError(f"unsupported config type {tp!r} at {path}")
 
 
 def from_mapping(cls: type, data: Any, path: str = "") -> Any:
-    """Build dataclass `cls` from `data`, strictly: unknown keys, wrong types and missing required keys raise."""
+    """Build dataclass `cls` from `data`, strictly (unknown keys, wrong types and missing required keys raise), then
+    `validate` it."""
+    return validate(_build(cls, data, path), path)
+
+
+def validate(obj: Any, path: str = "") -> Any:
+    """Every `check(path)` of a config tree, innermost first: a dataclass's fields (mappings and lists item by item)
+    before the dataclass itself, so a check may rely on its parts being valid. Returns `obj`."""
+    if dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            if f.init:
+                validate(getattr(obj, f.name), f"{path}.{f.name}" if path else f.name)
+        if hasattr(obj, "check"):
+            obj.check(path)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            validate(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            validate(v, f"{path}[{i}]")
+    return obj
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -226,11 +249,7 @@ def from_mapping(cls: type, data: Any, path: str = "") -> Any:
             kwargs[name] = _coerce(data[name], hints[name], sub)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(sub, "missing required key")
-    obj = cls(**kwargs)
-    check = getattr(obj, "check", None)
-    if check is not None:
-        check(path)
-    return obj
+    return cls(**kwargs)
 
 
 def to_mapping(obj: Any) -> Any:

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from kunlun.model.config import KunlunConfig
-from kunlun.model.flops import key_stream
 
 # config -> [total, stream_1, ..., stream_E] training FLOPs per example (streams in schema order)
 FlopFn = Callable[[KunlunConfig], list[float]]
@@ -16,9 +15,8 @@ def split_report(report: Any, streams: list[str]) -> list[float]:
     """[total, per stream] training FLOPs per example from a FlopReport."""
     per_stream = dict.fromkeys(streams, 0.0)
     for op in report.ops:
-        s = key_stream(op.key, streams)
-        if s is not None:
-            per_stream[s] += op.training
+        if op.stream is not None:
+            per_stream[op.stream] += op.training
     n = report.examples
     return [report.train_flops_per_example] + [per_stream[s] / n for s in streams]
 

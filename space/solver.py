@@ -11,13 +11,15 @@ total, and the rounding whose realised shares are closest to the sampled ones wi
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from kunlun.model.config import InteractionConfig, KunlunConfig, StreamConfig
-from kunlun.model.yamlio import ConfigError
+from kunlun.model.family import FAMILIES
+from kunlun.model.yamlio import ConfigError, validate
 from kunlun.space.allocation import Allocation
 from kunlun.space.flops import FlopFn, count_flop_vector
 from kunlun.space.polynomial import Quadratic
@@ -75,10 +77,10 @@ class BudgetSolver:
             model.interaction.mlp_hidden = int(x[-1])
         else:
             model.head.hidden = int(x[-1])
-        if alloc.family == "interformer":
-            model.kvgen = copy.copy(base.model.kvgen)
-            model.kvgen.kind = "interformer"
-            model.stream_defaults = _interformer_stream(copy.copy(base.model.stream_defaults))
+        family = FAMILIES[alloc.family]
+        if family.kvgen is not None:
+            model.kvgen = dataclasses.replace(base.model.kvgen, kind=family.kvgen)
+        model.stream_defaults = dataclasses.replace(base.model.stream_defaults, **family.stream_settings)
         model.streams = {}
         for i, (name, s) in enumerate(alloc.streams.items()):
             ref = base.model.stream(name)
@@ -93,7 +95,7 @@ class BudgetSolver:
                               depth=s.depth, max_len=max_len, pffn_activation=ref.pffn_activation,
                               swa_activation=ref.swa_activation, hsp_activation=ref.hsp_activation,
                               pooling=ref.pooling)
-            model.streams[name] = _interformer_stream(sc) if alloc.family == "interformer" else sc
+            model.streams[name] = dataclasses.replace(sc, **family.stream_settings)
         return KunlunConfig(model=model, schema=base.schema, workload=base.workload, train=base.train)
 
     # -- structure: multiples, bounds, polynomial ------------------------------------------------------------------
@@ -261,23 +263,6 @@ class BudgetSolver:
     def _fine_default(self, alloc: Allocation) -> int:
         m = self.space.base.model
         return m.interaction.mlp_hidden if self._fine_name(alloc) == "mlp_hidden" else m.head.hidden
-
-
-def _interformer_stream(s: StreamConfig) -> StreamConfig:
-    s.window, s.swa_activation, s.pffn_activation, s.pooling = None, "softmax", "identity", "pma"
-    return s
-
-
-def validate(config: KunlunConfig) -> None:
-    """The checks loading a YAML runs (section by section), on a config built in memory."""
-    m = config.model
-    for name, s in {**m.streams, "stream_defaults": m.stream_defaults}.items():
-        s.check(f"model.streams.{name}" if name != "stream_defaults" else "model.stream_defaults")
-    m.kvgen.check("model.kvgen")
-    m.interaction.check("model.interaction")
-    m.head.check("model.head")
-    m.check("model")
-    config.check("")
 
 
 def _clamp(v: float, bounds: tuple[int, int]) -> float:

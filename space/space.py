@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kunlun.model.config import KunlunConfig, preset_names
+from kunlun.model.family import FAMILIES
 from kunlun.model.yamlio import ConfigError, check_preset, from_mapping, is_preset_name, load_yaml_file
 from kunlun.space.allocation import Allocation, StreamAllocation
 from kunlun.space.spec import Range, SpaceSpec
-
-_FIXED_FAMILIES = {"interformer"}  # families whose schedule and windows are fixed by the family
 
 
 class TrialLike(Protocol):
@@ -115,7 +114,7 @@ class SearchSpace:
         p = self.spec.params
         family = trial.suggest_categorical("family", list(p.family))
         layers = _suggest_int(trial, "num_layers", p.num_layers)
-        streams = self.stream_names if family != "wukong" else []
+        streams = self.stream_names if FAMILIES[family].streams else []
         seq_share = _suggest_float(trial, "seq_share", p.seq_share) if streams else 0.0
         schedule = self._schedule(trial, family, layers)
         windows = self._windows(trial, family, layers, streams)
@@ -138,8 +137,8 @@ class SearchSpace:
 
     def _schedule(self, trial: TrialLike, family: str, layers: int) -> str | tuple[tuple[str, ...], ...]:
         spec = self.spec.params.schedule
-        if family in _FIXED_FAMILIES:
-            return "none"
+        if FAMILIES[family].schedule is not None:
+            return FAMILIES[family].schedule
         choices = list(spec.named) + (["generated"] if spec.generated else [])
         name = trial.suggest_categorical("schedule", choices)
         if name != "generated":
@@ -149,9 +148,9 @@ class SearchSpace:
         return tuple(tuple(s.split("+")) for s in sets)
 
     def _windows(self, trial: TrialLike, family: str, layers: int, streams: list[str]) -> dict[str, Any]:
-        spec = self.spec.params.window
-        if family in _FIXED_FAMILIES:
-            return dict.fromkeys(streams)
+        spec, fixed = self.spec.params.window, FAMILIES[family].stream_settings
+        if "window" in fixed:
+            return dict.fromkeys(streams, fixed["window"])
         choices = list(spec.choices)
         if spec.tie == "all":
             w = trial.suggest_categorical("window", choices)
@@ -209,6 +208,8 @@ def _base_config(spec: SpaceSpec) -> KunlunConfig:
     except ConfigError as e:  # the base (with `fixed`) does not fit the data's schema
         raise ConfigError(f"fixed.{e.path}" if e.path else "fixed", f"{e.message}, with the schema of data "
                           f"{spec.data} (base {spec.base or 'defaults'})") from None
-    if not config.schema.streams and "wukong" not in spec.params.family:
-        raise ConfigError("data", f"{spec.data!r} has no event streams: only family 'wukong' can run")
+    streamless = [f for f in FAMILIES if not FAMILIES[f].streams]
+    if not config.schema.streams and not set(streamless) & set(spec.params.family):
+        raise ConfigError("data", f"{spec.data!r} has no event streams: only family "
+                          f"{' or '.join(map(repr, streamless))} can run")
     return config

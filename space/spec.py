@@ -10,7 +10,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kunlun.model.config import COMPONENTS
+from kunlun.model.config import COMPONENTS, FIRST_LAYER, check_window
+from kunlun.model.family import FamilyName
 from kunlun.model.yamlio import ConfigError
 from kunlun.space.budget import Budget
 
@@ -57,11 +58,11 @@ class ScheduleSpec:
             bad = [c for c in s.split("+") if c not in COMPONENTS]
             if bad or not s:
                 raise ConfigError(f"{path}.layer_sets[{i}]", f"{s!r}: components are {'+'.join(COMPONENTS)}")
-        if self.generated and not any("hsp" in s.split("+") for s in self.layer_sets):
-            raise ConfigError(f"{path}.layer_sets", "layer 0 needs a set containing 'hsp'")
+        if self.generated and not self.first_layer_sets():
+            raise ConfigError(f"{path}.layer_sets", f"layer 0 needs a set containing {FIRST_LAYER!r}")
 
     def first_layer_sets(self) -> list[str]:
-        return [s for s in self.layer_sets if "hsp" in s.split("+")]
+        return [s for s in self.layer_sets if FIRST_LAYER in s.split("+")]
 
 
 @dataclass
@@ -75,13 +76,13 @@ class WindowSpec:
     def check(self, path: str) -> None:
         if not self.choices:
             raise ConfigError(f"{path}.choices", "needs at least one window")
-        if any(w is not None and w < 0 for w in self.choices):
-            raise ConfigError(f"{path}.choices", "windows must be >= 0 or null")
+        for w in self.choices:
+            check_window(f"{path}.choices", w)
 
 
 @dataclass
 class Params:
-    family: list[Literal["kunlun", "interformer", "wukong"]] = field(default_factory=lambda: ["kunlun"])
+    family: list[FamilyName] = field(default_factory=lambda: ["kunlun"])
     seq_share: FloatParam = field(default_factory=lambda: Range(0.2, 0.8))  # sequence branch's budget share
     stream_share: FloatParam = field(default_factory=lambda: Range(0.2, 0.8))  # per-stream weight, normalised
     num_layers: IntParam = field(default_factory=lambda: [2])

@@ -184,6 +184,32 @@ def test_with_schema_drops_missing_streams_and_defaults_new_ones():
     assert adopted.model.stream("buy") == config.model.stream_defaults
 
 
+@pytest.mark.parametrize("section,key,value,path", [
+    ("model.rote", "t_scale", 0.0, "model.rote.t_scale"),
+    ("model.streams.click", "heads", 3, "model.streams.click.heads"),
+    ("workload", "batch_size", 0, "workload.batch_size"),
+    ("train", "lr", -1.0, "train.lr"),
+    ("schema.streams.click", "vocab", 0, "schema.streams.click.vocab"),
+])
+def test_one_validation_walk_checks_every_section(section, key, value, path):
+    """Issue 19, item 4: a config built in memory is checked by the walk the YAML reader runs, every section of it,
+    and so is the result of with_schema (not the top level only)."""
+    from kunlun.model.yamlio import validate
+
+    config = KunlunConfig.preset("kunlun-small")
+    target = config
+    for part in section.split("."):
+        target = target[part] if isinstance(target, dict) else getattr(target, part)
+    setattr(target, key, value)
+    with pytest.raises(ConfigError) as e:
+        validate(config)
+    assert e.value.path == path
+    if not section.startswith("schema"):
+        with pytest.raises(ConfigError) as e:
+            config.with_schema(config.schema)
+        assert e.value.path == path
+
+
 def test_presets_price_the_default_synthetic_data():
     from kunlun.data import synthetic_schema
 
