@@ -14,7 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from kunlun.kernels.gdpa.op import Activation
 from kunlun.model.family import FAMILIES, FamilyName
+from kunlun.model.kvgen import kvgen_params
 from kunlun.model.yamlio import (
     ConfigError,
     check_preset,
@@ -28,8 +30,6 @@ from kunlun.model.yamlio import (
 
 SCHEMA_VERSION = 1
 COMPONENTS = ("pffn", "swa", "hsp", "interaction")
-ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu", "identity", "softmax")
-Activation = Literal["silu", "gelu", "gelu_tanh", "relu", "identity", "softmax"]
 Window = int | None
 FIRST_LAYER = "hsp"  # layer 0 must run it where streams run: later layers reuse its summary
 RESERVED_NAMES = frozenset({"ctx", "tokens", "summary", "interaction", "head", "embed", *COMPONENTS, "kvgen"})
@@ -351,15 +351,11 @@ class KunlunConfig:
             raise ConfigError("model.interaction.experts",
                               f"{self.model.interaction.experts} experts need at least as many context tokens "
                               f"(there are {n_ctx})")
-        if self.sequence_streams:
-            from kunlun.model.kvgen import kvgen_params
-
-            for name in self.sequence_streams:
-                n = kvgen_params(self.model, self.model.stream(name))
-                if n > self.model.kvgen.max_params:
-                    raise ConfigError(f"model.streams.{name}", f"kvgen '{self.model.kvgen.kind}' has {n:,} "
-                                      f"parameters per layer, above model.kvgen.max_params="
-                                      f"{self.model.kvgen.max_params:,.0f}")
+        for name in self.sequence_streams:
+            n = kvgen_params(self.model, self.model.stream(name))
+            if n > self.model.kvgen.max_params:
+                raise ConfigError(f"model.streams.{name}", f"kvgen '{self.model.kvgen.kind}' has {n:,} parameters "
+                                  f"per layer, above model.kvgen.max_params={self.model.kvgen.max_params:,.0f}")
 
     # -- derived ------------------------------------------------------------------------------------------------
     @property

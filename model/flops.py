@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from kunlun.kernels.gdpa.flops import BACKWARD_FACTOR, allowed_pairs, self_attention_pairs, transcendentals
+from kunlun.kernels.gdpa import allowed_pairs, self_attention_pairs
+from kunlun.kernels.gdpa.flops import BACKWARD_FACTOR, forward_flops, transcendentals
 
 BYTES = 2  # bf16 activations and weights, the training dtype the cost model prices
 
@@ -45,7 +46,7 @@ def matmul(key: str, m: float, k: float, n: float, *, input_grad: bool = True, k
 
 def gdpa_op(key: str, pairs: float, q_rows: float, kv_rows: float, heads: int, head_dim: int,
             activation: str) -> OpRecord:
-    fwd = 4.0 * head_dim * heads * pairs
+    fwd = forward_flops(pairs, heads, head_dim)
     elements = (2 * q_rows + 2 * kv_rows) * heads * head_dim  # q, out, k, v
     return OpRecord(key, "gdpa", fwd, BACKWARD_FACTOR * fwd, BYTES * elements,
                     transcendentals(pairs, heads, activation), shape=(pairs, heads, head_dim),

@@ -11,11 +11,15 @@ One generator per stream and layer; a generator above `kvgen.max_params` paramet
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
-from kunlun.model.config import ModelConfig, StreamConfig
 from kunlun.model.flops import OpRecord, matmul
+
+if TYPE_CHECKING:  # config.py checks kvgen sizes with kvgen_params: importing it at run time would be a cycle
+    from kunlun.model.config import ModelConfig, StreamConfig
 
 
 def kvgen_params(model: ModelConfig, stream: StreamConfig) -> int:

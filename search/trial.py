@@ -79,7 +79,7 @@ def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number
     faults = injected_faults(number, folder)
     try:
         alloc = space.sample(trial)
-        attrs.update(family=alloc.family, compskip=alloc.schedule_label(), sampled_seq_share=alloc.seq_share,
+        attrs.update(family=alloc.family, compskip=alloc.schedule_label(), sampled_seq_share=alloc.target_seq_share,
                      windows=json.dumps({n: s.window for n, s in alloc.streams.items()}))
         log(f"trial {number}: allocation {alloc}")
         for kind, arg in faults:
@@ -102,7 +102,7 @@ def run_trial(space: SearchSpace, solver: BudgetSolver, trial: TrialLike, number
                                "a solver bug")
         attrs["config_yaml"] = config.to_yaml()
         log(f"widths {solution.widths}; {attrs['train_flops_per_example']:.4g} training FLOPs/example, "
-            f"sequence share {attrs['seq_share']:.3f} (sampled {alloc.seq_share:.3f})")
+            f"sequence share {attrs['seq_share']:.3f} (sampled {alloc.target_seq_share:.3f})")
         fitted = _train(config, folder, report, log, poison=any(k == "nan" for k, _ in faults))
         timed, device = fitted["timed_us_per_example"], fitted["device"]
         attrs.update({k: fitted[k] for k in ("ne", "auc", "logloss", "examples_per_second")})

@@ -21,7 +21,8 @@ class StreamAllocation:
 @dataclass(frozen=True)
 class Allocation:
     family: str
-    seq_share: float  # sampled share of training FLOPs in the sequence branch
+    target_seq_share: float  # sampled share of training FLOPs in the sequence branch (the trial's `seq_share`
+    # attribute is the share the solved config realises)
     num_layers: int
     schedule: str | tuple[tuple[str, ...], ...]  # 'none' | 'alternate' | per-layer component sets
     experts: int

@@ -158,10 +158,14 @@ class BudgetSolver:
         return self.build(alloc, [b[0] for b in st.bounds]), self.build(alloc, [b[1] for b in st.bounds])
 
     def solve(self, alloc: Allocation) -> Solution:
+        return self.solve_flops(alloc, self.budget)
+
+    def solve_flops(self, alloc: Allocation, B: float) -> Solution:
+        """Widths that land the allocation on B training FLOPs per example (pure: the budget is an argument)."""
         st = self._structure(alloc)
         if st.poly is None:
             return Solution(alloc, reason=st.reason, kind="invalid")
-        poly, B, tol = st.poly, self.budget, self.tolerance
+        poly, tol = st.poly, self.tolerance
         n_streams = len(alloc.streams)
         fine_var = n_streams + 1
         shares = [s.share for s in alloc.streams.values()]
@@ -174,18 +178,18 @@ class BudgetSolver:
         if largest < B * (1 - tol):
             return Solution(alloc, reason=f"budget too large: the widest config of this structure needs "
                             f"{largest:.4g} FLOPs/example < {B:.4g}", kind="too_large")
-        x = self._continuous(poly, alloc, shares, st)
-        best = self._round(poly, alloc, shares, st, x, fine_var, reach=1)
+        x = self._continuous(poly, alloc, shares, st, B)
+        best = self._round(poly, alloc, shares, st, x, fine_var, B, reach=1)
         if best is None:
-            best = self._round(poly, alloc, shares, st, x, fine_var, reach=2)
+            best = self._round(poly, alloc, shares, st, x, fine_var, B, reach=2)
         if best is None:
             return Solution(alloc, reason=f"no rounding of the widths lands within {tol:.0%} of {B:.4g} FLOPs with "
                             f"{self._fine_name(alloc)} in [{lo_x[-1]}, {hi_x[-1]}]", kind="rounding")
         xr, total, seq = best
         share_tol = self.space.spec.solver.share_tolerance
-        if n_streams and abs(seq - alloc.seq_share) > share_tol:
+        if n_streams and abs(seq - alloc.target_seq_share) > share_tol:
             return Solution(alloc, reason=f"sequence share {seq:.3f} is more than {share_tol} from the sampled "
-                            f"{alloc.seq_share:.3f}", kind="share", train_flops_per_example=total, seq_share=seq)
+                            f"{alloc.target_seq_share:.3f}", kind="share", train_flops_per_example=total, seq_share=seq)
         config = self.build(alloc, xr)
         try:
             validate(config)
@@ -196,8 +200,8 @@ class BudgetSolver:
         return Solution(alloc, config=config, train_flops_per_example=total, seq_share=seq,
                         widths=dict(zip(names, xr)))
 
-    def _continuous(self, poly: Quadratic, alloc: Allocation, shares: list[float], st: _Structure) -> list[float]:
-        B = self.budget
+    def _continuous(self, poly: Quadratic, alloc: Allocation, shares: list[float], st: _Structure,
+                    B: float) -> list[float]:
         # The fine knob scales with d_model here (the base config's ratio), so the context branch can shrink or
         # grow as a whole; rounding then frees it to absorb the rest of the budget.
         ratio = self._fine_default(alloc) / self.space.base.model.d_model
@@ -206,18 +210,17 @@ class BudgetSolver:
         streams = list(range(1, len(shares) + 1))
         for _ in range(_SWEEPS):
             for k, share in zip(streams, shares):
-                v = poly.solve_1d(x, k, B * alloc.seq_share * share, k)
+                v = poly.solve_1d(x, k, B * alloc.target_seq_share * share, k)
                 x[k] = _clamp(v if v is not None else 0.0, st.bounds[k])
-            v = poly.solve_1d(x, 0, B * (1 - alloc.seq_share), 0, minus=streams, tied={fine: ratio})
+            v = poly.solve_1d(x, 0, B * (1 - alloc.target_seq_share), 0, minus=streams, tied={fine: ratio})
             x[0] = _clamp(v if v is not None else 0.0, st.bounds[0])
             x[fine] = ratio * x[0]
         return x
 
     def _round(self, poly: Quadratic, alloc: Allocation, shares: list[float], st: _Structure, x: list[float],
-               fine_var: int, reach: int) -> tuple[list[int], float, float] | None:
+               fine_var: int, B: float, reach: int) -> tuple[list[int], float, float] | None:
         """Every rounding of the stream widths; for each, d_model re-solved for the total and rounded too, then
         the fine knob in closed form. The candidate closest to the sampled shares wins."""
-        B = self.budget
         ratio = x[fine_var] / x[0] if x[0] else 1.0
         stream_options = [_neighbours(x[k], st.multiples[k], st.bounds[k], reach) for k in range(1, fine_var)]
         best, best_score = None, math.inf
@@ -227,22 +230,22 @@ class BudgetSolver:
             for d_model in _neighbours(v if v is not None else 0.0, st.multiples[0], st.bounds[0], reach):
                 if d_model in widths:
                     continue  # off the polynomial (see _fit); a neighbouring width lands instead
-                candidate = self._land(poly, [d_model, *widths, 0], fine_var, st.bounds[fine_var])
+                candidate = self._land(poly, [d_model, *widths, 0], fine_var, st.bounds[fine_var], B)
                 if candidate is None:
                     continue
                 total, out = candidate
                 seq = sum(out[1:]) / out[0]
-                score = abs(seq - alloc.seq_share)
+                score = abs(seq - alloc.target_seq_share)
                 if len(shares) > 1 and sum(out[1:]) > 0:
                     score += 0.5 * sum(abs(o / sum(out[1:]) - s) for o, s in zip(out[1:], shares))
                 if score < best_score:
                     best, best_score = (list(total), out[0], seq), score
         return best
 
-    def _land(self, poly: Quadratic, xr: list[int], fine_var: int,
-              bounds: tuple[int, int]) -> tuple[list[int], list[float]] | None:
-        """The fine knob that puts the total on the budget (a multiple of 8 when that lands too)."""
-        B, tol = self.budget, self.tolerance
+    def _land(self, poly: Quadratic, xr: list[int], fine_var: int, bounds: tuple[int, int],
+              B: float) -> tuple[list[int], list[float]] | None:
+        """The fine knob that puts the total on the budget B (a multiple of 8 when that lands too)."""
+        tol = self.tolerance
         v = poly.solve_1d(xr, fine_var, B, 0)
         if v is None:
             return None

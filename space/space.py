@@ -131,7 +131,7 @@ class SearchSpace:
                 summary_tokens=_suggest_int(trial, key("summary_tokens"), p.summary_tokens),
                 window=windows[s], depth=None if depth is None or depth >= layers else depth,
                 max_len=None if p.max_len is None else _suggest_int(trial, key("max_len"), p.max_len))
-        return Allocation(family=family, seq_share=seq_share, num_layers=layers, schedule=schedule,
+        return Allocation(family=family, target_seq_share=seq_share, num_layers=layers, schedule=schedule,
                           experts=_suggest_int(trial, "experts", p.experts),
                           fm_rank=_suggest_int(trial, "fm_rank", p.fm_rank), streams=out)
 

@@ -31,15 +31,14 @@ class TimeBudgetSolver(BudgetSolver):
                  table: EfficiencyTable | None = None, flop_fn: FlopFn = count_flop_vector):
         self.time_budget = float(budget_us if budget_us is not None else space.spec.budget.amount)
         self.gpu, self.table = gpu, table
-        super().__init__(space, budget=1.0, flop_fn=flop_fn)  # the FLOP budget is set per probe
+        super().__init__(space, budget=math.nan, flop_fn=flop_fn)  # no FLOP budget of its own: each probe names one
 
     def time_us(self, config: KunlunConfig) -> float:
         return predict(config, self.gpu, table=self.table).us_per_example
 
     def _probe(self, alloc: Allocation, log_flops: float) -> tuple[Solution, float]:
         """The FLOP solver's answer at exp(log_flops), and its predicted time (nan when it does not land)."""
-        self.budget = math.exp(log_flops)
-        solution = super().solve(alloc)
+        solution = self.solve_flops(alloc, math.exp(log_flops))
         if not solution.feasible:
             return solution, math.nan
         solution.b200_us_per_example = self.time_us(solution.config)
@@ -48,8 +47,7 @@ class TimeBudgetSolver(BudgetSolver):
     def solve(self, alloc: Allocation) -> Solution:
         reach = self.reach(alloc)
         if reach is None:
-            self.budget = 1.0
-            return super().solve(alloc)  # the structure's own reason
+            return self.solve_flops(alloc, math.nan)  # the structure's own reason
         target, tol = self.time_budget, self.tolerance
         lo, hi = math.log(reach[0]), math.log(reach[1])
         grid = [lo + (hi - lo) * k / (_GRID - 1) for k in range(_GRID)]

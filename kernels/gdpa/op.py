@@ -8,6 +8,7 @@ inside the op (`reference` or `triton`); autograd and FLOP counting are the same
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -17,7 +18,8 @@ from kunlun.kernels.backend import resolve
 from kunlun.kernels.gdpa import reference
 from kunlun.kernels.gdpa.flops import BACKWARD_FACTOR, allowed_pairs, forward_flops
 
-ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu", "identity", "softmax")
+Activation = Literal["silu", "gelu", "gelu_tanh", "relu", "identity", "softmax"]  # the config's type, too
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 _NO_WINDOW = -1
 
 

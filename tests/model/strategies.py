@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from kunlun.kernels.gdpa import ACTIVATIONS
 from kunlun.model.config import COMPONENTS, KunlunConfig
 
 SCHEMA = {
@@ -39,7 +40,7 @@ def streams(draw, num_layers: int, family: str) -> dict:
     s["window"] = draw(st.lists(window, min_size=num_layers, max_size=num_layers)) if per_layer else draw(window)
     s["depth"] = draw(st.one_of(st.none(), st.integers(1, num_layers)))
     for key in ("pffn_activation", "swa_activation", "hsp_activation"):
-        s[key] = draw(st.sampled_from(["silu", "gelu", "gelu_tanh", "relu", "identity", "softmax"]))
+        s[key] = draw(st.sampled_from(ACTIVATIONS))
     s["pooling"] = draw(st.sampled_from(["hsp", "pma"]))
     return s
 

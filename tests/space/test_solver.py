@@ -22,7 +22,7 @@ def _check(solution, budget, tolerance):
     assert abs(report.train_flops_per_example - budget) <= tolerance * budget
     # the solver's polynomial is exact: its prediction is the analytic count
     assert math.isclose(report.train_flops_per_example, solution.train_flops_per_example, rel_tol=1e-9)
-    assert abs(report.seq_share - solution.allocation.seq_share) <= SPACE.spec.solver.share_tolerance
+    assert abs(report.seq_share - solution.allocation.target_seq_share) <= SPACE.spec.solver.share_tolerance
     # it is a valid config: the YAML round trip runs every check loading runs
     assert KunlunConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
     for s in config.model.streams.values():
