@@ -7,6 +7,8 @@ workload's batch size. Tests hold it equal to FlopCounterMode within 1%.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kunlun.model.batch import Batch
 from kunlun.model.config import KunlunConfig, WorkloadConfig
 from kunlun.model.context import ContextTokens, GatedSummary
@@ -37,52 +39,32 @@ def stream_stats(config: KunlunConfig, data: Batch | WorkloadConfig | None) -> t
     return examples, stats
 
 
-def _tagged(ops: list[OpRecord], stream: str | None) -> list[OpRecord]:
-    for op in ops:
-        op.stream = stream
-    return ops
-
-
 def _site_flops(config: KunlunConfig, site: Site, examples: float, streams: dict[str, StreamStats]) -> list[OpRecord]:
-    m, c, key = config.model, site.component, site.key
-    n_ctx = config.num_context_tokens
-    if c == "summary":
-        return GatedSummary.flops(key, examples, n_ctx, m.summary_tokens, m.d_model)
-    if c == "interaction":
-        return WukongExperts.flops(key, examples, config.num_interaction_tokens, n_ctx, m.d_model, m.interaction)
-    s, st = m.stream(site.stream), streams[site.stream]
-    if c == "kvgen":
-        return KvGen.flops(key, m, s, examples)
-    if c == "pffn":
-        return PersonalizedFFN.flops(key, s, st)
-    if c == "swa":
-        return WindowedSelfAttention.flops(key, s, site.window, st)
-    return SeedPooling.flops(key, s, m.d_model, st)
+    m, key, n_ctx, n_in = config.model, site.key, config.num_context_tokens, config.num_interaction_tokens
+    s, st = (m.stream(site.stream), streams[site.stream]) if site.stream else (None, None)
+    return {"summary": lambda: GatedSummary.flops(key, examples, n_ctx, m.summary_tokens, m.d_model),
+            "interaction": lambda: WukongExperts.flops(key, examples, n_in, n_ctx, m.d_model, m.interaction),
+            "kvgen": lambda: KvGen.flops(key, m, s, examples), "pffn": lambda: PersonalizedFFN.flops(key, s, st),
+            "swa": lambda: WindowedSelfAttention.flops(key, s, site.window, st),
+            "hsp": lambda: SeedPooling.flops(key, s, m.d_model, st)}[site.component]()
 
 
 def _site_params(config: KunlunConfig, site: Site) -> int:
-    m, c = config.model, site.component
-    n_ctx = config.num_context_tokens
-    if c == "summary":
-        return GatedSummary.params(n_ctx, m.summary_tokens, m.d_model)
-    if c == "interaction":
-        return WukongExperts.params(config.num_interaction_tokens, n_ctx, m.d_model, m.interaction)
-    s = m.stream(site.stream)
-    if c == "kvgen":
-        return kvgen_params(m, s)
-    if c == "pffn":
-        return PersonalizedFFN.params(s)
-    if c == "swa":
-        return WindowedSelfAttention.params(s)
-    return SeedPooling.params(s, m.d_model)
+    m, n_ctx = config.model, config.num_context_tokens
+    s = m.stream(site.stream) if site.stream else None
+    return {"summary": lambda: GatedSummary.params(n_ctx, m.summary_tokens, m.d_model),
+            "interaction": lambda: WukongExperts.params(config.num_interaction_tokens, n_ctx, m.d_model, m.interaction),
+            "kvgen": lambda: kvgen_params(m, s), "pffn": lambda: PersonalizedFFN.params(s),
+            "swa": lambda: WindowedSelfAttention.params(s),
+            "hsp": lambda: SeedPooling.params(s, m.d_model)}[site.component]()
 
 
 def flop_ops(config: KunlunConfig, examples: float, streams: dict[str, StreamStats]) -> list[OpRecord]:
     ops = ContextTokens.flops(config, examples)
     for name in config.sequence_streams:
-        ops += _tagged(StreamEmbedding.flops(config, name, streams[name]), name)
+        ops += [replace(op, stream=name) for op in StreamEmbedding.flops(config, name, streams[name])]
     for site in plan(config):
-        ops += _tagged(_site_flops(config, site, examples, streams), site.stream)
+        ops += [replace(op, stream=site.stream) for op in _site_flops(config, site, examples, streams)]
     return ops + Head.flops(config, examples)
 
 

@@ -75,13 +75,6 @@ class StreamStats:
         hist = sorted(clipped.items())
         return cls(examples, examples * sum(n * p for n, p in hist), histogram=hist)
 
-    @property
-    def nonempty(self) -> float:
-        """Examples with at least one event (for a workload, the expected count)."""
-        if self.lengths is not None:
-            return float((self.lengths > 0).sum())
-        return self.examples * sum(p for n, p in self.histogram if n > 0)
-
     def self_pairs(self, window: int | None) -> float:
         """Allowed (i, j) pairs of self-attention with half-window `window`, summed over examples."""
         if self.lengths is not None:
@@ -132,9 +125,6 @@ class FlopReport:
             row["backward"] += o.backward
             row["training"] += o.training
         return out
-
-    def by_branch(self) -> dict[str, float]:
-        return {"sequence": self.sequence, "context": self.context}
 
     def to_dict(self, with_ops: bool = True) -> dict:
         out = asdict(self)

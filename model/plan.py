@@ -16,20 +16,17 @@ from kunlun.model.config import KunlunConfig
 
 
 @dataclass(frozen=True)
-class Site:
-    """One module of one layer, in execution order. `stream` is None in the context branch."""
-
+class Site:  # one module of one layer; plan() lists them in execution order
     layer: int
-    stream: str | None
+    stream: str | None  # None: the context branch (summary, interaction)
     component: str  # summary | kvgen | pffn | swa | hsp | interaction
     window: int | None = None  # the swa's half-window
 
     @property
     def key(self) -> str:
         """The module key (DESIGN.md): profiler range, FLOP report and cost model row."""
-        if self.stream is None:
-            return f"L{self.layer}.ctx.summary" if self.component == "summary" else f"L{self.layer}.interaction"
-        return f"L{self.layer}.{self.stream}.{self.component}"
+        where = "" if self.component == "interaction" else f"{self.stream or 'ctx'}."
+        return f"L{self.layer}.{where}{self.component}"
 
     @property
     def slot(self) -> str:

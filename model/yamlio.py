@@ -154,12 +154,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             return value
         raise ConfigError(path, f"{value!r} is not allowed (allowed: {_type_name(tp)})")
     if origin in (Union, types.UnionType):
-        errors = []
         for arg in typing.get_args(tp):
             try:  # an arm whose checks fail does not match (a Range with low > high is "not a list or a mapping")
                 return validate(_coerce(value, arg, path), path)
-            except ConfigError as e:
-                errors.append(e)
+            except ConfigError:
+                continue
         raise ConfigError(path, f"{value!r} is not {_type_name(tp)}")
     if tp is type(None):
         if value is None:
@@ -208,8 +207,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
 
 
 def from_mapping(cls: type, data: Any, path: str = "") -> Any:
-    """Build dataclass `cls` from `data`, strictly (unknown keys, wrong types and missing required keys raise), then
-    `validate` it."""
+    """Build dataclass `cls` from `data` strictly (unknown keys, wrong types, missing required keys), then validate."""
     return validate(_build(cls, data, path), path)
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,8 +20,7 @@ class StreamAllocation:
 @dataclass(frozen=True)
 class Allocation:
     family: str
-    target_seq_share: float  # sampled share of training FLOPs in the sequence branch (the trial's `seq_share`
-    # attribute is the share the solved config realises)
+    target_seq_share: float  # sampled share of training FLOPs in the sequence branch (realised: `seq_share`)
     num_layers: int
     schedule: str | tuple[tuple[str, ...], ...]  # 'none' | 'alternate' | per-layer component sets
     experts: int
@@ -34,9 +32,6 @@ class Allocation:
         streams = tuple((n, s.heads, s.kv_len, s.seeds, s.summary_tokens, s.window, s.depth, s.max_len)
                         for n, s in self.streams.items())
         return (self.family, self.num_layers, self.schedule, self.experts, self.fm_rank, streams)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def schedule_label(self) -> str:
         if isinstance(self.schedule, str):
