@@ -13,7 +13,7 @@ from typing import Any
 
 from kunlun.search.front import Group, window_label, worse_than_base_rate
 from kunlun.search.store import percent
-from kunlun.search.trial import PRICED_ON
+from kunlun.space.cost import PRICED_ON
 
 PRICED = f"{PRICED_ON.upper()} (extrapolated)"  # Hopper-measured efficiencies carried to it (space/cost.py)
 LABELS = {"train_flops_per_example": "training FLOPs per example",

@@ -36,7 +36,6 @@ from kunlun.space.space import SearchSpace, TrialLike
 ATTRS = ("train_flops_per_example", "fwd_flops_per_example", "seq_share", "sequence_flops", "context_flops",
          "params_dense", "params_sparse", "b200_us_per_example", "predicted_mfu", "ne", "auc", "logloss",
          "examples_per_second", "seed", "config_yaml", "fail_reason")
-PRICED_ON = "b200"  # the GPU the cost model prices trials on: the b200_* attrs, the plots' x axis
 MEASURED = ("measured_us_per_example", "measured_mfu", "measured_device")  # with --price measured
 PRICES = ("predicted", "measured")
 REPORTS = 3  # evaluations per trial (the last is the final one): the rungs pruners compare
@@ -148,7 +147,7 @@ def _release_memory(e: BaseException) -> None:
 
 def _price(config: Any) -> dict[str, Any]:
     from kunlun.model.count import count_flops
-    from kunlun.space.cost import predict
+    from kunlun.space.cost import PRICED_ON, predict
 
     r = count_flops(config, config.workload)
     out = {"train_flops_per_example": r.train_flops_per_example, "fwd_flops_per_example": r.fwd_flops_per_example,

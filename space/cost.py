@@ -42,6 +42,7 @@ from kunlun.model.count import count_flops
 from kunlun.model.flops import FlopReport, OpRecord
 from kunlun.model.yamlio import ConfigError, load_yaml_file
 
+PRICED_ON = "b200"  # the GPU trials are priced on: the b200_* trial attrs, the plots' x axis, `kunlun cost`'s default
 MEASURED_ON = ("h100", "h200")  # GPUs whose efficiencies we can measure; others are extrapolated
 CARRY_RULE = ("Hopper-measured efficiencies against this GPU's datasheet peaks and bandwidth; launch terms "
               "(host and per-kernel device time) carried unchanged from the GPU they were measured on")
@@ -189,7 +190,7 @@ def spec_for(gpu: str) -> GPUSpec:
         raise ConfigError("--gpu", f"unknown GPU {gpu!r} (allowed: {', '.join(known)})") from None
 
 
-def predict(config: KunlunConfig, gpu: str = "b200", workload: WorkloadConfig | None = None,
+def predict(config: KunlunConfig, gpu: str = PRICED_ON, workload: WorkloadConfig | None = None,
             table: EfficiencyTable | None = None, report: FlopReport | None = None,
             launch: str | None = None) -> CostReport:
     """The predicted training step of `config` on its workload (or `workload`), in the workload's launch mode

@@ -15,7 +15,7 @@ import math
 
 from kunlun.model.config import KunlunConfig
 from kunlun.space.allocation import Allocation
-from kunlun.space.cost import EfficiencyTable, predict
+from kunlun.space.cost import PRICED_ON, EfficiencyTable, predict
 from kunlun.space.flops import FlopFn, count_flop_vector
 from kunlun.space.solver import BudgetSolver, Solution
 from kunlun.space.space import SearchSpace
@@ -27,7 +27,7 @@ _REFINE_STEPS = 20
 class TimeBudgetSolver(BudgetSolver):
     """`solve(alloc)` lands predicted `gpu` microseconds per training example on the space's b200_time budget."""
 
-    def __init__(self, space: SearchSpace, budget_us: float | None = None, gpu: str = "b200",
+    def __init__(self, space: SearchSpace, budget_us: float | None = None, gpu: str = PRICED_ON,
                  table: EfficiencyTable | None = None, flop_fn: FlopFn = count_flop_vector):
         self.time_budget = float(budget_us if budget_us is not None else space.spec.budget.amount)
         self.gpu, self.table = gpu, table

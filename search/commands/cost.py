@@ -7,8 +7,7 @@ import argparse
 import json
 
 from kunlun.model import KunlunConfig
-from kunlun.search.trial import PRICED_ON
-from kunlun.space.cost import CARRY_RULE, LAUNCH_MODES, CostReport, predict
+from kunlun.space.cost import CARRY_RULE, LAUNCH_MODES, PRICED_ON, CostReport, predict
 
 HELP = "predicted GPU time, QPS and MFU of a config"
 

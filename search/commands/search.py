@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from kunlun.model.family import FAMILIES
 from kunlun.model.yamlio import ConfigError, is_preset_name
 from kunlun.search.context import SearchContext
 from kunlun.search.errors import UsageError
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", type=int, help="training examples per trial (default: the space's)")
     parser.add_argument("--split", choices=("eval", "inner"),
                         help="split trials are evaluated on (default: the space's; real-data presets: inner)")
-    parser.add_argument("--family", choices=("kunlun", "interformer", "wukong"),
+    parser.add_argument("--family", choices=tuple(FAMILIES),
                         help="search one family only (default: the space's families)")
     parser.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
     parser.add_argument("--address", help="Ray cluster address (default: start a local one)")
