@@ -53,8 +53,17 @@ def reevaluate(config_yaml: str, k: int) -> dict[str, Any]:
 
     base_seed = KunlunConfig.from_dict(load_yaml_text(config_yaml)).train.seed
     seeds = [base_seed + 1 + i for i in range(k)]
-    mean, half = mean_ci([seed_ne(config_yaml, s) for s in seeds])
-    return {"ne_mean": mean, "ne_ci": [mean - half, mean + half], "seeds": seeds}
+    nes = [seed_ne(config_yaml, s) for s in seeds]
+    mean, half = mean_ci(nes)
+    return {"ne_mean": mean, "ne_ci": [mean - half, mean + half], "seeds": seeds, "seed_nes": nes}
+
+
+def pooled_sd(groups: list[list[float]]) -> float:
+    """One config's NE spread over seeds, pooled over configs (each config's own mean removed); NaN without a
+    repeat."""
+    dof = sum(len(g) - 1 for g in groups)
+    ss = sum((x - statistics.fmean(g)) ** 2 for g in groups if len(g) > 1 for x in g)
+    return math.sqrt(ss / dof) if dof > 0 else math.nan
 
 
 def score(nes: dict[int, float], rule: str) -> float:

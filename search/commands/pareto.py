@@ -108,3 +108,16 @@ def _table(rows: list[dict], gs: list, reeval: int) -> None:
         print("# * NE > 1: worse than predicting the base rate")
     for g in gs:
         print(f"# {g.family} @ {g.budget:.4g}: {len(g.front)} on the front; {_counts(g)}")
+    if reeval:
+        print(_signal(rows))
+
+
+def _signal(rows: list[dict]) -> str:
+    """Whether the front is more than seed noise: its NE span against one config's spread over seeds."""
+    from kunlun.search.reeval import pooled_sd
+
+    sd = pooled_sd([[r["ne"], *r["seed_nes"]] for r in rows])
+    span = max(r["ne"] for r in rows) - min(r["ne"] for r in rows)
+    ratio = f"{span / sd:.1f}x the seed sd" if sd > 0 else "seed sd 0"
+    return (f"# signal: the front spans {span:.4f} in NE, {ratio} ({sd:.4f}, pooled over {len(rows)} configs x "
+            f"{len(rows[0]['seed_nes']) + 1} seeds)")

@@ -3,6 +3,7 @@ by their mean (or pessimistic bound), the NEs cached and written into the proven
 
 import json
 import math
+import statistics
 
 import optuna
 import pytest
@@ -124,3 +125,19 @@ def test_reeval_trains_real_seeds_on_the_trials_split(tmp_path, tiny_space, caps
     assert math.isfinite(trials[0]["ne"][1]) and 0.5 < trials[0]["ne"][1] < 1.5
     cached = json.loads((out / "reeval" / "trial-0.json").read_text())
     assert float(cached["nes"]["1"]) == trials[0]["ne"][1]
+
+
+def test_pooled_sd_removes_each_configs_mean():
+    assert reeval.pooled_sd([[1.0, 3.0], [10.0, 10.0, 10.0]]) == pytest.approx(math.sqrt(2.0 / 3.0))
+    assert math.isnan(reeval.pooled_sd([[1.0], [2.0]]))  # no repeat, no spread
+
+
+def test_pareto_reeval_states_the_front_against_the_seed_spread(tmp_path, tiny_space, fake_training, capsys):
+    out = tmp_path / "s"
+    fake_training(_study(out, tiny_space))
+    capsys.readouterr()
+    assert main(["pareto", str(out), "--reeval", "2", "--no-plots"]) == 0
+    # A is fastest and best: the front is A alone, so it spans nothing, against A's own three seeds
+    sd = statistics.stdev(NES["A"])
+    assert f"# signal: the front spans 0.0000 in NE, 0.0x the seed sd ({sd:.4f}, pooled over 1 configs x 3 seeds)" \
+        in capsys.readouterr().out
