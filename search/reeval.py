@@ -30,9 +30,13 @@ def t95(dof: int) -> float:
 def seed_ne(config_yaml: str, seed: int) -> float:
     """NE of the config retrained with initialisation seed `seed`, on the split its `train` section names."""
     from kunlun.model.config import KunlunConfig
+    from kunlun.model.train import use_cpu_threads
     from kunlun.model.yamlio import load_yaml_text
     from kunlun.search.training import check_finite, train_and_evaluate, training_data
 
+    # as `kunlun train` does: torch's default threads spin against any other training process on the cores (the
+    # MovieLens export's 6 re-evaluation runs took 2,981 s beside another pipeline, its 16 trials 2,094 s)
+    use_cpu_threads()
     config = KunlunConfig.from_dict(load_yaml_text(config_yaml))
     config.train.seed = seed
     report = train_and_evaluate(config, training_data(config), every=0)
