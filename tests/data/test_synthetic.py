@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kunlun.data.spec import open_data
-from kunlun.data.synthetic import MODES, SyntheticDataset, SyntheticSpec
+from kunlun.data.synthetic import MODES, SyntheticDataset, SyntheticSpec, category_moods
 from kunlun.model.config import KunlunConfig
 from kunlun.model.yamlio import ConfigError
 
@@ -86,7 +86,8 @@ def test_modes_keep_the_schema_and_are_deterministic() -> None:
 
 
 def test_unknown_mode_names_the_allowed_ones() -> None:
-    with pytest.raises(ConfigError, match="synthetic:history, synthetic:context, synthetic:recent, synthetic:capacity"):
+    allowed = "synthetic:history, synthetic:context, synthetic:recent, synthetic:mixed, synthetic:capacity"
+    with pytest.raises(ConfigError, match=allowed):
         open_data("synthetic:nope")
 
 
@@ -140,6 +141,44 @@ def test_recent_mode_label_is_a_function_of_the_last_two_clicks() -> None:
     # the same check fails when the third-last click is counted too
     three = _last_clicks_match(d, 3)
     assert any(np.ptp(prob[three == k]) > 0.1 for k in range(1, 4))
+
+
+def _last_clicks_mood(d, k: int, mood: np.ndarray) -> np.ndarray:
+    """(N,) the mean mood of each example's last k earlier clicks' categories (0 without clicks), from the built
+    dataset's stream arrays; dataset category ids are the generator's plus one (0 is padding)."""
+    click = d.streams["click"]
+    total, count = np.zeros(len(d)), np.zeros(len(d))
+    for j in range(1, k + 1):
+        idx = click.hi - j
+        ok = idx >= click.lo
+        total += np.where(ok, mood[click.side["category"][np.where(ok, idx, 0)] - 1], 0.0)
+        count += ok
+    return np.divide(total, count, out=np.zeros(len(d)), where=count > 0)
+
+
+def test_mixed_mode_label_is_the_context_plus_the_last_four_clicks_mood() -> None:
+    ds, p, t = _mode("mixed")
+    d = ds.dataset()
+    order = np.lexsort((np.arange(len(t)), t.ts, t.user))
+    mood = category_moods(ds.spec.categories, seed=0)
+    logit = np.log(p / (1 - p))[order]
+    c = {k: v[order] for k, v in _context_columns(t).items()}
+    items = np.unique(t.item[order], return_inverse=True)[1]
+
+    def within(v: np.ndarray) -> np.ndarray:  # removes a per-item effect: the latent quality
+        v = v.astype(float)
+        return v - (np.bincount(items, v) / np.bincount(items))[items]
+
+    def residual(k: int) -> tuple[float, float]:
+        x = np.stack([within(v) for v in (c["position"], c["price"], _last_clicks_mood(d, k, mood))], axis=1)
+        y = within(logit)
+        coef = np.linalg.lstsq(x, y, rcond=None)[0]
+        return float(np.std(y - x @ coef)), float(coef[2])
+
+    exact, w = residual(4)
+    assert exact < 1e-6 and w == pytest.approx(ds.spec.w_mood)
+    assert residual(3)[0] > 0.3 and residual(5)[0] > 0.3  # one click more or less in the window: not the label
+    assert c["price"].std() > 0 and abs(_corr(logit, c["price"])) > 0.1  # and the context carries signal too
 
 
 def test_capacity_mode_has_long_histories_and_headroom() -> None:
