@@ -161,13 +161,17 @@ def _open_study(ctx: SearchContext, space: SearchSpace, resume: bool):
         raise ConfigError("--storage", f"cannot open {ctx.storage!r}: {e}") from None
     study = optuna.create_study(study_name=ctx.study_name, storage=storage, directions=ctx.directions,
                                 load_if_exists=resume)
+    data = space.base.train.data
+    if resume and study.user_attrs.get("data", data) != data:  # one front must not mix trials of two data sets
+        raise UsageError(f"--resume: {ctx.out} is a study on {study.user_attrs['data']!r}, not {data!r} (--data or "
+                         "the space's data changed): choose another --out, or remove the old study")
     with warnings.catch_warnings():  # experimental in Optuna 5; optuna-dashboard names the objectives with it
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(ctx.objectives)
     spec = space.spec
     for key, value in {"budget": spec.budget.amount, "budget_kind": spec.budget.kind,
                        "families": list(spec.params.family), "space": ctx.space, "seed": spec.seed,
-                       "objectives": ctx.objectives, "data": space.base.train.data}.items():
+                       "objectives": ctx.objectives, "data": data}.items():
         study.set_user_attr(key, value)
     if resume:
         from optuna.trial import TrialState

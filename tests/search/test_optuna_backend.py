@@ -40,6 +40,10 @@ def test_search_resume_and_export_round_trip(tiny_space, tmp_path, capsys):
     assert _search(tiny_space, out, "--trials", "4") == 2  # an existing study needs --resume
     assert _search(tiny_space, out, "--trials", "4", "--resume") == 0
     assert len(_complete(out)) == 4
+    capsys.readouterr()
+    assert _search(tiny_space, out, "--trials", "5", "--resume", "--data", "synthetic:mixed") == 2
+    assert "is a study on 'synthetic', not 'synthetic:mixed'" in capsys.readouterr().err
+    assert len(load_study(out).get_trials()) == len(trials) + 1 and load_study(out).user_attrs["data"] == "synthetic"
 
     capsys.readouterr()
     assert main(["export", str(out), "--pick", "best-ne"]) == 0
