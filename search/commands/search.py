@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         name = info.name
         if info.budget != spec.budget.amount:
             raise UsageError(f"--resume: {out} is a study at budget {info.budget:.4g}, not {spec.budget.amount:.4g}")
+        if info.data != space.base.train.data:  # one front must not mix trials of two data sets
+            raise UsageError(f"--resume: {out} is a study on {info.data!r}, not {space.base.train.data!r} (--data or "
+                             "the space's data changed): choose another --out, or remove the old study")
     ctx = SearchContext(space=args.space if is_preset_name(args.space) else str(Path(args.space).resolve()),
                         overrides=overrides, out=out, storage=storage_url(args.storage, out) if not args.resume
                         else info.storage, study_name=name, trials=args.trials, objectives=objectives(),
@@ -161,17 +164,13 @@ def _open_study(ctx: SearchContext, space: SearchSpace, resume: bool):
         raise ConfigError("--storage", f"cannot open {ctx.storage!r}: {e}") from None
     study = optuna.create_study(study_name=ctx.study_name, storage=storage, directions=ctx.directions,
                                 load_if_exists=resume)
-    data = space.base.train.data
-    if resume and study.user_attrs.get("data", data) != data:  # one front must not mix trials of two data sets
-        raise UsageError(f"--resume: {ctx.out} is a study on {study.user_attrs['data']!r}, not {data!r} (--data or "
-                         "the space's data changed): choose another --out, or remove the old study")
     with warnings.catch_warnings():  # experimental in Optuna 5; optuna-dashboard names the objectives with it
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(ctx.objectives)
     spec = space.spec
     for key, value in {"budget": spec.budget.amount, "budget_kind": spec.budget.kind,
                        "families": list(spec.params.family), "space": ctx.space, "seed": spec.seed,
-                       "objectives": ctx.objectives, "data": data}.items():
+                       "objectives": ctx.objectives, "data": space.base.train.data}.items():
         study.set_user_attr(key, value)
     if resume:
         from optuna.trial import TrialState

@@ -105,19 +105,20 @@ def test_history_mode_label_ignores_context_and_follows_history() -> None:
     assert _corr(logit[order], _last_clicks_match(d, 3)) > 0.4
 
 
+def _within_items(items: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """v less its mean over each item's rows: removes any per-item effect (the latent quality)."""
+    v = v.astype(float)
+    return v - (np.bincount(items, v) / np.bincount(items))[items]
+
+
 def _unexplained_by_context(t, p: np.ndarray) -> float:
     """Residual std of the logit after least squares on the request's own features (an effect per item, and
     position, price, device match; the item effects removed by demeaning within items): 0 when the label is a
     function of the context alone."""
     c = _context_columns(t)
     items = np.unique(t.item, return_inverse=True)[1]
-
-    def within(v: np.ndarray) -> np.ndarray:
-        v = v.astype(float)
-        return v - (np.bincount(items, v) / np.bincount(items))[items]
-
-    x = np.stack([within(c[k]) for k in ("position", "price", "device_match")], axis=1)
-    y = within(np.log(p / (1 - p)))
+    x = np.stack([_within_items(items, c[k]) for k in ("position", "price", "device_match")], axis=1)
+    y = _within_items(items, np.log(p / (1 - p)))
     return float(np.std(y - x @ np.linalg.lstsq(x, y, rcond=None)[0]))
 
 
@@ -165,13 +166,10 @@ def test_mixed_mode_label_is_the_context_plus_the_last_four_clicks_mood() -> Non
     c = {k: v[order] for k, v in _context_columns(t).items()}
     items = np.unique(t.item[order], return_inverse=True)[1]
 
-    def within(v: np.ndarray) -> np.ndarray:  # removes a per-item effect: the latent quality
-        v = v.astype(float)
-        return v - (np.bincount(items, v) / np.bincount(items))[items]
-
     def residual(k: int) -> tuple[float, float]:
-        x = np.stack([within(v) for v in (c["position"], c["price"], _last_clicks_mood(d, k, mood))], axis=1)
-        y = within(logit)
+        x = np.stack([_within_items(items, v) for v in (c["position"], c["price"], _last_clicks_mood(d, k, mood))],
+                     axis=1)
+        y = _within_items(items, logit)
         coef = np.linalg.lstsq(x, y, rcond=None)[0]
         return float(np.std(y - x @ coef)), float(coef[2])
 
