@@ -124,7 +124,7 @@ def run_one(config: KunlunConfig, seed: int, split: str) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     m, flops = c.model, count_flops(c, c.workload)
     return {"ne": metrics["ne"], "auc": metrics["auc"], "logloss": metrics["logloss"], "seconds": round(seconds, 2),
-            "examples": c.train.examples, "train_flops_per_example": flops.train_flops_per_example,
+            "examples": metrics["examples"], "train_flops_per_example": flops.train_flops_per_example,
             "family": m.family, "seq_share": flops.seq_share,
             "compskip": m.schedule if isinstance(m.schedule, str) else "|".join("+".join(s) for s in m.schedule),
             "max_len": json.dumps({n: m.stream(n).max_len for n in c.stream_names})}
@@ -304,7 +304,8 @@ def _main(args: argparse.Namespace) -> int:
     bar.close()
     rows = list(read_runs(runs_csv, hashes).values())
     summary = {"space": space.spec.name, "data": space.base.train.data, "budget": space.spec.budget.amount,
-               "examples": space.base.train.examples, "sample_seed": args.sample_seed,
+               "examples": space.base.train.examples, "epochs": space.base.train.epochs,
+               "sample_seed": args.sample_seed,
                **summarise(rows, seeds, args.top, args.bootstrap, tuple(args.reference))}
     text = json.dumps(finite(summary), indent=2)
     (args.out / "summary.json").write_text(text + "\n")

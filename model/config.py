@@ -293,6 +293,10 @@ class TrainConfig:
     data_seed: int = 0
     data_examples: int = 80000  # size of the synthetic dataset (train + eval)
     examples: int = 60000  # training examples processed (epochs wrap)
+    # passes over the split's own training part; when set it decides the examples, so the inner split (90% of the
+    # training period) and the evaluation split's whole training period train the same number of passes, and a
+    # data set of another size gets the same rule (search/training.py, training_examples)
+    epochs: float | None = None
     batch_size: int = 256
     eval_batch_size: int = 1024
     lr: float = 2e-3
@@ -317,6 +321,8 @@ class TrainConfig:
         _positive(path, data_examples=self.data_examples, examples=self.examples, batch_size=self.batch_size,
                   eval_batch_size=self.eval_batch_size, lr=self.lr, sparse_lr=self.sparse_lr,
                   clip_norm=self.clip_norm)
+        if self.epochs is not None and not self.epochs > 0:
+            raise ConfigError(f"{path}.epochs", f"must be > 0 or null, got {self.epochs}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"{path}.min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
         if not 0.0 < self.decay_fraction <= 1.0:

@@ -176,9 +176,10 @@ def measured(us_per_example: float | None, train_flops_per_example: float, devic
 def _train(config: Any, folder: Path, report: Report | None, log: _Log, poison: bool) -> dict[str, Any]:
     """Train the trial's config on its cached data: curve.csv and log lines into folder, the rungs to `report`.
     `poison`: the injected NaN-loss fault."""
-    from kunlun.search.training import check_finite, train_and_evaluate, training_data
+    from kunlun.search.training import check_finite, train_and_evaluate, training_data, training_examples
 
-    examples = config.train.examples
+    data = training_data(config)
+    examples = training_examples(config.train, data)
     every = max(examples // REPORTS, 1) if report is not None else 0
     curve = folder / "curve.csv"
     curve.write_text("examples,ne,auc\n")
@@ -192,7 +193,7 @@ def _train(config: Any, folder: Path, report: Report | None, log: _Log, poison: 
             report(rung, point.metrics["ne"])
 
     start = time.perf_counter()
-    fitted = train_and_evaluate(config, training_data(config), on_eval, every=every,
+    fitted = train_and_evaluate(config, data, on_eval, every=every,
                                 prepare=poison_loss if poison else None)
     check_finite(fitted)
     log(f"fit: {fitted['examples']} examples in {time.perf_counter() - start:.1f} s")

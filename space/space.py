@@ -188,7 +188,7 @@ def _base_config(spec: SpaceSpec) -> KunlunConfig:
     train = dict(raw.get("train") or {})
     train.update(data=spec.data, data_seed=spec.seed, seed=spec.seed, split=spec.split)
     if spec.examples is not None:
-        train["examples"] = spec.examples
+        train.update(examples=spec.examples, epochs=None)  # an explicit count wins over fixed.train.epochs
     raw["train"] = train
     try:
         config = KunlunConfig.from_dict(raw)

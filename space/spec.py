@@ -155,7 +155,7 @@ class SpaceSpec:
     # which split trials are evaluated on (TrainConfig.split): real-data spaces choose on `inner`, never on the
     # protocol's evaluation split, which the chosen config then meets once (`kunlun train --split eval`)
     split: Literal["eval", "inner"] = "eval"
-    examples: int | None = None  # training examples per trial (train.examples)
+    examples: int | None = None  # training examples per trial (train.examples; replaces fixed.train.epochs)
     fixed: dict[str, Any] = field(default_factory=dict)  # KunlunConfig sections every trial keeps
     solver: SolverSpec = field(default_factory=SolverSpec)
     description: str = ""

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "--dry-run ignores it)")
     parser.add_argument("--budget", help="per training example: FLOPs (2.5e9, 2.5G) or B200 time (40us)")
     parser.add_argument("--data", help="synthetic | movielens:PATH | taobao:PATH (default: the space's)")
-    parser.add_argument("--examples", type=int, help="training examples per trial (default: the space's)")
+    parser.add_argument("--examples", type=int, help="training examples per trial; replaces the space's "
+                        "train.epochs (default: the space's)")
     parser.add_argument("--split", choices=("eval", "inner"),
                         help="split trials are evaluated on (default: the space's; real-data presets: inner)")
     parser.add_argument("--family", choices=tuple(FAMILIES),

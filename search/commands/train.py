@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="model config: a YAML file or a model preset name")
     parser.add_argument("--data", help=f"data spec: {' | '.join(KINDS)} (default: the config's train.data)")
     parser.add_argument("--examples", type=int, help="training examples processed (epochs wrap; default: "
-                        "the config's train.examples)")
+                        "the config's train.epochs passes over the split's training part when set, else its "
+                        "train.examples)")
     seeds = parser.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, help="initialisation and shuffling seed (default: train.seed); "
                        "the data and its split do not change")
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         config.train,
         data=args.data or config.train.data,
         examples=args.examples if args.examples is not None else config.train.examples,
+        epochs=None if args.examples is not None else config.train.epochs,  # an explicit count wins
         seed=args.seed if args.seed is not None else config.train.seed,
         split=args.split or config.train.split,
     )

@@ -38,3 +38,27 @@ def test_the_nan_fault_hook_poisons_the_loss():
     config, data = _tiny(256)  # two steps: the loss turns NaN in the second
     with pytest.raises(NonFiniteLossError):
         train_and_evaluate(config, data, prepare=poison_loss)
+
+
+def test_epochs_decide_the_examples_on_each_split_and_an_explicit_count_wins(tmp_path, capsys):
+    config, data = _tiny()
+    config.train.epochs = 0.5
+    n_train = len(data.train_index)
+    report = train_and_evaluate(config, data, every=0)
+    assert report["examples"] == round(0.5 * n_train) != config.train.examples
+    assert report["epochs"] == pytest.approx(0.5, abs=1 / n_train)
+    config.to_yaml(tmp_path / "tiny.yaml")
+    assert main(["train", str(tmp_path / "tiny.yaml"), "--split", "inner", "--json"]) == 0
+    inner = json.loads(capsys.readouterr().out)
+    assert inner["epochs"] == pytest.approx(0.5, abs=1e-3) and inner["examples"] < report["examples"]
+    assert main(["train", str(tmp_path / "tiny.yaml"), "--examples", "300", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 300
+
+
+@pytest.mark.parametrize("epochs", [0.0, -1.0])
+def test_epochs_must_be_positive(epochs):
+    from kunlun.model.config import TrainConfig
+    from kunlun.model.yamlio import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train\.epochs"):
+        TrainConfig(epochs=epochs).check("train")

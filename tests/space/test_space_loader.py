@@ -76,6 +76,15 @@ def test_overrides_apply():
     assert space.base.train.examples == 128 and space.base.train.data_seed == 3
 
 
+def test_an_examples_override_replaces_the_spaces_epochs(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nbase: kunlun-small\nbudget: {kind: flops, value: 4.0e6}\n"
+                    "fixed: {train: {epochs: 1.5}}\nparams: {family: [kunlun]}\n")
+    assert SearchSpace.load(str(spec)).base.train.epochs == 1.5
+    overridden = SearchSpace.load(str(spec), examples=128).base.train
+    assert overridden.epochs is None and overridden.examples == 128
+
+
 def test_split_override_reaches_the_trials_config_and_data():
     from kunlun.space.data import open_cached
 
