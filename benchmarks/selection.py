@@ -3,7 +3,7 @@
     python benchmarks/selection.py movielens --data movielens:../shared/data/movielens-100k \
         --out results/selection/movielens
     python benchmarks/selection.py taobao --data taobao:../shared/data/taobao-userbehavior-head84k \
-        --out results/selection/taobao
+        --out results/selection/taobao --workers 2
     python benchmarks/selection.py TINY.yaml --data synthetic --configs 4 --seeds 2 --examples 256 --out /tmp/sel
 
 `--configs` configs are sampled uniformly from the space (as a search's first trials are) and solved to its budget;
@@ -15,8 +15,8 @@ score the choices the inner NEs make. `--reference kunlun-small` adds a hand-mad
 the space's `train` settings, to compare the picks against.
 
 OUT/runs.csv has one row per run, appended as each finishes; a rerun skips the runs already there (a crash loses at
-most the run in progress; more --configs or --seeds add runs, fewer summarise a subset), and refuses a CSV whose
-config ids name other configs (another space, budget or --sample-seed). OUT/configs/ holds every
+most the runs in progress, one per `--workers`; more --configs or --seeds add runs, fewer summarise a subset), and
+refuses a CSV whose config ids name other configs (another space, budget or --sample-seed). OUT/configs/ holds every
 config; OUT/summary.json (also printed) holds, over the configs with every seed on both splits:
 - `spearman`: rank correlation of the mean inner NE with the mean eval NE, with a 95% bootstrap CI (configs resampled,
   and each config's seeds resampled within it), and `spearman_single_seed`: the same for one seed's NEs, averaged
@@ -38,9 +38,11 @@ import csv
 import hashlib
 import json
 import math
+import multiprocessing
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +251,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the config sample (default 0)")
     p.add_argument("--reference", action="append", default=[], metavar="CONFIG",
                    help="a hand-made config (preset or YAML) trained the same way, to compare against (repeatable)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="runs trained at once, one process each, with the cores shared out (default 1)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--out", type=Path, required=True, help="folder for runs.csv, configs/ and summary.json")
     p.add_argument("--no-progress", action="store_true")
@@ -270,7 +274,8 @@ def _main(args: argparse.Namespace) -> int:
     from kunlun.model.train import use_cpu_threads
 
     for flag, value, low in (("--configs", args.configs, 3), ("--seeds", args.seeds, 1), ("--top", args.top, 1),
-                             ("--examples", args.examples or 1, 1), ("--bootstrap", args.bootstrap, 1)):
+                             ("--workers", args.workers, 1), ("--examples", args.examples or 1, 1),
+                             ("--bootstrap", args.bootstrap, 1)):
         if value < low:
             raise ConfigError(flag, f"must be >= {low}, got {value}")
     if args.out.exists() and not args.out.is_dir():
@@ -292,15 +297,28 @@ def _main(args: argparse.Namespace) -> int:
     # config-major: the statistics need every seed of a config on both splits, so an early stop keeps whole configs
     todo = [(cid, c, seed, split) for cid, c in configs for seed in seeds for split in SPLITS
             if (cid, seed, split) not in done]
-    use_cpu_threads()
     bar = tqdm(total=len(configs) * len(seeds) * len(SPLITS), initial=len(done), desc="runs", unit="run",
                file=sys.stderr, disable=args.no_progress, dynamic_ncols=True)
-    for cid, c, seed, split in todo:
-        bar.set_postfix(config=cid, seed=seed, split=split, refresh=True)
-        row = {"config": cid, "seed": seed, "split": split, **run_one(c, seed, split), "config_hash": hashes[cid]}
+
+    def record(cid: str, seed: int, split: str, result: dict[str, Any]) -> None:
+        row = {"config": cid, "seed": seed, "split": split, **result, "config_hash": hashes[cid]}
         with runs_csv.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=COLUMNS).writerow(row)
         bar.update()
+
+    if args.workers == 1:
+        use_cpu_threads()
+        for cid, c, seed, split in todo:
+            bar.set_postfix(config=cid, seed=seed, split=split, refresh=True)
+            record(cid, seed, split, run_one(c, seed, split))
+    else:
+        # spawn: a forked child would inherit torch's thread pools; rows land in completion order, each on finishing
+        pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=use_cpu_threads, initargs=(args.workers,))
+        with pool:
+            running = {pool.submit(run_one, c, seed, split): (cid, seed, split) for cid, c, seed, split in todo}
+            for future in as_completed(running):
+                record(*running[future], future.result())
     bar.close()
     rows = list(read_runs(runs_csv, hashes).values())
     summary = {"space": space.spec.name, "data": space.base.train.data, "budget": space.spec.budget.amount,
