@@ -293,9 +293,9 @@ class TrainConfig:
     data_seed: int = 0
     data_examples: int = 80000  # size of the synthetic dataset (train + eval)
     examples: int = 60000  # training examples processed (epochs wrap)
-    # passes over the split's own training part; when set it decides the examples, so the inner split (90% of the
-    # training period) and the evaluation split's whole training period train the same number of passes, and a
-    # data set of another size gets the same rule (search/training.py, training_examples)
+    # passes over the split's own training part; when set it decides the examples (`examples_for`), so the inner
+    # split (90% of the training period) and the evaluation split's whole training period train the same number of
+    # passes, and a data set of another size gets the same rule
     epochs: float | None = None
     batch_size: int = 256
     eval_batch_size: int = 1024
@@ -316,6 +316,14 @@ class TrainConfig:
     # eval: the protocol's evaluation split (BASELINES.md); inner: the training split cut at its own 90% time
     # quantile, where hyper-parameters and searches on real data must choose
     split: Literal["eval", "inner"] = "eval"
+
+    def examples_for(self, train_size: int) -> int:
+        """The examples processed on a split with `train_size` training examples."""
+        return self.examples if self.epochs is None else max(1, round(self.epochs * train_size))
+
+    def with_examples(self, examples: int) -> TrainConfig:
+        """An explicit count, which replaces `epochs`."""
+        return dataclasses.replace(self, examples=examples, epochs=None)
 
     def check(self, path: str) -> None:
         _positive(path, data_examples=self.data_examples, examples=self.examples, batch_size=self.batch_size,

@@ -41,14 +41,6 @@ def training_data(config: Any) -> Any:
     return open_cached(t.data, t.data_seed, t.data_examples, t.split)
 
 
-def training_examples(train: Any, data: Any) -> int:
-    """The examples `train` processes on `data`: `train.epochs` passes over its training part when set, else
-    `train.examples`."""
-    if train.epochs is None:
-        return train.examples
-    return max(1, round(train.epochs * len(data.train_index)))
-
-
 def train_and_evaluate(config: Any, data: Any, on_eval: Callable[[Any], None] | None = None, *,
                        every: int | None = None, progress: bool = False,
                        prepare: Callable[[Any], None] | None = None) -> dict[str, Any]:
@@ -70,7 +62,7 @@ def train_and_evaluate(config: Any, data: Any, on_eval: Callable[[Any], None] | 
     if prepare is not None:
         prepare(model)
     max_lens = {name: config.model.stream(name).max_len for name in config.stream_names}
-    loader = TrainLoader(data, max_lens, train.batch_size, training_examples(train, data), seed=train.seed)
+    loader = TrainLoader(data, max_lens, train.batch_size, train.examples_for(len(data.train_index)), seed=train.seed)
     evaluation = EvalLoader(data, max_lens, train.eval_batch_size)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device_data(device):

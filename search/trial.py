@@ -176,10 +176,10 @@ def measured(us_per_example: float | None, train_flops_per_example: float, devic
 def _train(config: Any, folder: Path, report: Report | None, log: _Log, poison: bool) -> dict[str, Any]:
     """Train the trial's config on its cached data: curve.csv and log lines into folder, the rungs to `report`.
     `poison`: the injected NaN-loss fault."""
-    from kunlun.search.training import check_finite, train_and_evaluate, training_data, training_examples
+    from kunlun.search.training import check_finite, train_and_evaluate, training_data
 
     data = training_data(config)
-    examples = training_examples(config.train, data)
+    examples = config.train.examples_for(len(data.train_index))
     every = max(examples // REPORTS, 1) if report is not None else 0
     curve = folder / "curve.csv"
     curve.write_text("examples,ne,auc\n")

@@ -187,13 +187,13 @@ def _base_config(spec: SpaceSpec) -> KunlunConfig:
         raw[section] = merged
     train = dict(raw.get("train") or {})
     train.update(data=spec.data, data_seed=spec.seed, seed=spec.seed, split=spec.split)
-    if spec.examples is not None:
-        train.update(examples=spec.examples, epochs=None)  # an explicit count wins over fixed.train.epochs
     raw["train"] = train
     try:
         config = KunlunConfig.from_dict(raw)
     except ConfigError as e:
         raise ConfigError(f"fixed.{e.path}" if e.path else "fixed", e.message) from None
+    if spec.examples is not None:
+        config.train = config.train.with_examples(spec.examples)
     from kunlun.space.data import open_cached
 
     kind, _, path = config.train.data.partition(":")

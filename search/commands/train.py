@@ -45,11 +45,10 @@ def run(args: argparse.Namespace) -> int:
         if any(v is not None and v < 0 for v in values):
             raise ConfigError(flag, f"must be >= 0, got {min(v for v in values if v is not None)}")
     config = KunlunConfig.load(args.config)
+    given = config.train if args.examples is None else config.train.with_examples(args.examples)
     train = dataclasses.replace(
-        config.train,
+        given,
         data=args.data or config.train.data,
-        examples=args.examples if args.examples is not None else config.train.examples,
-        epochs=None if args.examples is not None else config.train.epochs,  # an explicit count wins
         seed=args.seed if args.seed is not None else config.train.seed,
         split=args.split or config.train.split,
     )
