@@ -5,9 +5,10 @@
 #   bash benchmarks/pipeline.sh movielens movielens:../shared/data/movielens-100k results/pipeline/movielens
 #   bash benchmarks/pipeline.sh taobao taobao:../shared/data/taobao-userbehavior-head84k results/pipeline/taobao
 #
-# Environment: TRIALS (24), WORKERS (1), REEVAL (2 more seeds), TOP (3), SEEDS ("0 1 2"). Each step resumes: the
-# study with --resume, the re-evaluations from OUT/reeval/, so a crash loses at most the run in progress. OUT/times.txt
-# gets each step's wall time; OUT/eval.json the per-seed evaluation NEs and their mean (`kunlun train --json`).
+# Environment: TRIALS (48), WORKERS (2: two trials at a time, one core each), REEVAL (2 more seeds), TOP (3), SEEDS
+# ("0 1 2"). Each step resumes: the study with --resume, the re-evaluations from OUT/reeval/, so a crash loses at most
+# the runs in progress. OUT/times.txt gets each step's wall time; OUT/eval.json the per-seed evaluation NEs and their
+# mean (`kunlun train --json`). Run one pipeline at a time on a 2-core machine: each search uses both cores.
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: $0 SPACE DATA OUT" >&2; exit 2; }
 space=$1 data=$2 out=$3
@@ -21,7 +22,7 @@ step() {  # NAME CMD...: run and append its wall time
 }
 resume=()
 [ -f "$out/study/study.json" ] && resume=(--resume)
-step search "$kunlun" search "$space" --data "$data" --trials "${TRIALS:-24}" --workers "${WORKERS:-1}" \
+step search "$kunlun" search "$space" --data "$data" --trials "${TRIALS:-48}" --workers "${WORKERS:-2}" \
     --out "$out/study" --no-progress "${resume[@]}"
 step export "$kunlun" export "$out/study" --pick best-ne --reeval "${REEVAL:-2}" --top "${TOP:-3}" --no-progress \
     -o "$out/chosen.yaml"

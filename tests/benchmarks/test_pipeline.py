@@ -20,8 +20,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pipeline.sh"
 
 
 def _run(space: Path, out: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KUNLUN": str(Path(sys.executable).parent / "kunlun"), "TRIALS": "2", "REEVAL": "1",
-           "TOP": "1", "SEEDS": "0 1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "KUNLUN": str(Path(sys.executable).parent / "kunlun"), "TRIALS": "2", "WORKERS": "1",
+           "REEVAL": "1", "TOP": "1", "SEEDS": "0 1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(["bash", str(SCRIPT), str(space), "synthetic", str(out)], env=env, capture_output=True,
                           text=True, timeout=600)
 
