@@ -10,6 +10,9 @@
 # the runs in progress. OUT/times.txt gets each step's wall time; OUT/eval.json the per-seed evaluation NEs and their
 # mean (`kunlun train --json`). Run one pipeline at a time on a 2-core machine: each search uses both cores.
 set -euo pipefail
+# the whole script is one compound command, read before it runs: an edit to this file during a run (the searches take
+# half an hour) cannot shift what bash reads next
+{
 [ $# -eq 3 ] || { echo "usage: $0 SPACE DATA OUT" >&2; exit 2; }
 space=$1 data=$2 out=$3
 kunlun=${KUNLUN:-kunlun}
@@ -30,3 +33,5 @@ step export "$kunlun" export "$out/study" --pick best-ne --reeval "${REEVAL:-2}"
 step eval "$kunlun" train "$out/chosen.yaml" --split eval --seeds ${SEEDS:-0 1 2} --json > "$out/eval.json.tmp"
 mv "$out/eval.json.tmp" "$out/eval.json"
 cat "$out/times.txt"
+exit
+}
