@@ -42,6 +42,7 @@ import multiprocessing
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,25 @@ def run_one(config: KunlunConfig, seed: int, split: str) -> dict[str, Any]:
             "family": m.family, "seq_share": flops.seq_share,
             "compskip": m.schedule if isinstance(m.schedule, str) else "|".join("+".join(s) for s in m.schedule),
             "max_len": json.dumps({n: m.stream(n).max_len for n in c.stream_names})}
+
+
+def run_all(jobs: dict[Any, tuple[KunlunConfig, int, str]], record: Callable[[Any, dict[str, Any]], None],
+            workers: int) -> None:
+    """`run_one(*job)` for every job, `record(key, result)` as each finishes: in this process, or in `workers`
+    spawned ones (a forked child would inherit torch's thread pools), rows then landing in completion order."""
+    from kunlun.model.train import use_cpu_threads
+
+    if workers == 1:
+        use_cpu_threads()
+        for key, job in jobs.items():
+            record(key, run_one(*job))
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=use_cpu_threads, initargs=(workers,))
+    with pool:
+        running = {pool.submit(run_one, *job): key for key, job in jobs.items()}
+        for future in as_completed(running):
+            record(running[future], future.result())
 
 
 # -- statistics ------------------------------------------------------------------------------------------------------
@@ -271,7 +291,6 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from kunlun.model.train import use_cpu_threads
 
     for flag, value, low in (("--configs", args.configs, 3), ("--seeds", args.seeds, 1), ("--top", args.top, 1),
                              ("--workers", args.workers, 1), ("--examples", args.examples or 1, 1),
@@ -306,19 +325,8 @@ def _main(args: argparse.Namespace) -> int:
             csv.DictWriter(f, fieldnames=COLUMNS).writerow(row)
         bar.update()
 
-    if args.workers == 1:
-        use_cpu_threads()
-        for cid, c, seed, split in todo:
-            bar.set_postfix(config=cid, seed=seed, split=split, refresh=True)
-            record(cid, seed, split, run_one(c, seed, split))
-    else:
-        # spawn: a forked child would inherit torch's thread pools; rows land in completion order, each on finishing
-        pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=use_cpu_threads, initargs=(args.workers,))
-        with pool:
-            running = {pool.submit(run_one, c, seed, split): (cid, seed, split) for cid, c, seed, split in todo}
-            for future in as_completed(running):
-                record(*running[future], future.result())
+    run_all({(cid, seed, split): (c, seed, split) for cid, c, seed, split in todo},
+            lambda key, result: record(*key, result), args.workers)
     bar.close()
     rows = list(read_runs(runs_csv, hashes).values())
     summary = {"space": space.spec.name, "data": space.base.train.data, "budget": space.spec.budget.amount,

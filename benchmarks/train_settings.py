@@ -22,9 +22,7 @@ import argparse
 import csv
 import dataclasses
 import json
-import multiprocessing
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,8 @@ from kunlun.search.reeval import t95
 from kunlun.space.space import SearchSpace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from selection import config_hash, reference_config, run_one, sample_configs  # noqa: E402
+import selection  # noqa: E402
+from selection import config_hash, reference_config, sample_configs  # noqa: E402
 
 BASE = "base"
 COLUMNS = ("variant", "config", "seed", "ne", "auc", "seconds", "examples", "config_hash")
@@ -126,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from kunlun.model.train import use_cpu_threads
 
     for flag, value in (("--configs", args.configs), ("--seeds", args.seeds), ("--workers", args.workers)):
         if value < 1:
@@ -141,8 +139,9 @@ def _main(args: argparse.Namespace) -> int:
     seeds = [space.spec.seed + i for i in range(args.seeds)]
     runs = {(name, cid, seed): with_settings(c, overrides) for name, overrides in variants.items()
             for cid, c in configs for seed in seeds}
+    hashes = {k: config_hash(c) for k, c in runs.items()}
     runs_csv = args.out / "runs.csv"
-    done = _read(runs_csv, {k: config_hash(c) for k, c in runs.items()})
+    done = _read(runs_csv, hashes)
     args.out.mkdir(parents=True, exist_ok=True)
     if not runs_csv.is_file():
         runs_csv.write_text(",".join(COLUMNS) + "\n")
@@ -151,28 +150,17 @@ def _main(args: argparse.Namespace) -> int:
                disable=args.no_progress, dynamic_ncols=True)
 
     def record(key: tuple[str, str, int], result: dict[str, Any]) -> None:
-        row = {"variant": key[0], "config": key[1], "seed": key[2], "config_hash": config_hash(runs[key]),
+        row = {"variant": key[0], "config": key[1], "seed": key[2], "config_hash": hashes[key],
                **{k: result[k] for k in ("ne", "auc", "seconds", "examples")}}
         with runs_csv.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=COLUMNS).writerow(row)
         bar.update()
 
-    if args.workers == 1:
-        use_cpu_threads()
-        for key in todo:
-            record(key, run_one(runs[key], key[2], "inner"))
-    else:
-        pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=use_cpu_threads, initargs=(args.workers,))
-        with pool:
-            running = {pool.submit(run_one, runs[k], k[2], "inner"): k for k in todo}
-            for future in as_completed(running):
-                record(running[future], future.result())
+    selection.run_all({k: (runs[k], k[2], "inner") for k in todo}, record, args.workers)
     bar.close()
     summary = {"space": space.spec.name, "data": space.base.train.data, "seeds": seeds,
                "configs": [cid for cid, _ in configs], "variants": variants,
-               "results": summarise(list(_read(runs_csv, {k: config_hash(c) for k, c in runs.items()}).values()),
-                                    names)}
+               "results": summarise(list(_read(runs_csv, hashes).values()), names)}
     text = json.dumps(summary, indent=2)
     (args.out / "summary.json").write_text(text + "\n")
     print(text)

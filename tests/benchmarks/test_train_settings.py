@@ -51,13 +51,13 @@ def test_command_runs_each_variant_on_the_inner_split_and_resumes(tmp_path, monk
     out = tmp_path / "ts"
     argv = [str(space), "--configs", "1", "--seeds", "1", "--variant", "lr=1e-2", "--out", str(out), "--no-progress"]
     splits = []
-    real = train_settings.run_one
+    real = train_settings.selection.run_one
 
     def spy(config, seed, split):
         splits.append(split)
         return real(config, seed, split)
 
-    monkeypatch.setattr(train_settings, "run_one", spy)
+    monkeypatch.setattr(train_settings.selection, "run_one", spy)
     assert train_settings.main(argv) == 0
     assert splits == ["inner", "inner"]
     with (out / "runs.csv").open() as f:
